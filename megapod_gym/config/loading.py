@@ -1,0 +1,185 @@
+"""Load scenarios by name, path, mapping or object; compose YAML pieces; apply overrides.
+
+A scenario YAML file may start with ``extends: [piece, ...]``. Each piece is a preset name
+relative to the preset folder (``sites/urban-12stall``, ``tariffs/pge-bev-2-s``) or a path relative
+to the file; pieces are deep-merged in order, then the file's own keys on top, then the caller's
+``overrides`` (nested mappings or dotted keys such as ``{"battery.energy_kwh": 0}``). Mappings merge
+key by key; lists and scalars replace. YAML is read with ``yaml.safe_load`` only.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from megapod_gym.config.schema import ScenarioConfig
+
+DEFAULT_SCENARIO = "urban-12stall-bev"
+_PRESET_PACKAGE = "megapod_gym.presets"
+
+
+class ConfigError(ValueError):
+    """A scenario configuration is invalid; the message names every bad field path."""
+
+
+def preset_root() -> Path:
+    """Folder holding the embedded YAML presets (inside the installed package)."""
+    return Path(str(resources.files(_PRESET_PACKAGE)))
+
+
+def scenario_names() -> list[str]:
+    """Names of the embedded scenarios, e.g. ``urban-12stall-bev``."""
+    return sorted(p.stem for p in (preset_root() / "scenarios").glob("*.yaml"))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("r", encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of config keys (got {type(data).__name__})")
+    return data
+
+
+def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``base`` updated by ``top``: mappings merge recursively, anything else replaces."""
+    out = copy.deepcopy(dict(base))
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def expand_dotted(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn ``{"a.b": 1}`` into ``{"a": {"b": 1}}`` (nested mappings pass through)."""
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"override keys must be strings (got {key!r})")
+        node = {key.split(".")[-1]: expand_dotted(value) if isinstance(value, Mapping) else value}
+        for part in reversed(key.split(".")[:-1]):
+            node = {part: node}
+        out = deep_merge(out, node)
+    return out
+
+
+def _resolve_piece(ref: str, here: Path) -> Path:
+    local = (here / ref).with_suffix(".yaml") if not ref.endswith(".yaml") else here / ref
+    if local.is_file():
+        return local
+    preset = preset_root() / (ref if ref.endswith(".yaml") else ref + ".yaml")
+    if preset.is_file():
+        return preset
+    raise ConfigError(f"{here}: extends: piece {ref!r} not found (looked at {local} and {preset})")
+
+
+def _load_file(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: circular 'extends'")
+    data = _read_yaml(path)
+    pieces = data.pop("extends", [])
+    if isinstance(pieces, str):
+        pieces = [pieces]
+    if not isinstance(pieces, list) or not all(isinstance(p, str) for p in pieces):
+        raise ConfigError(f"{path}: extends must be a list of preset names or paths")
+    merged: dict[str, Any] = {}
+    for ref in pieces:
+        merged = deep_merge(merged, _load_file(_resolve_piece(ref, path.parent), seen + (path,)))
+    merged = deep_merge(merged, data)
+    replay = merged.get("replay")
+    if isinstance(replay, dict):  # CSV paths are relative to the file that names them
+        for key, value in replay.items():
+            if isinstance(value, str) and key in data.get("replay", {}) and not Path(value).is_absolute():
+                replay[key] = str((path.parent / value).resolve())
+    return merged
+
+
+def _scenario_path(name_or_path: str) -> Path:
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
+        if not candidate.is_file():
+            raise ConfigError(f"scenario file {name_or_path!r} does not exist")
+        return candidate
+    preset = preset_root() / "scenarios" / f"{name_or_path}.yaml"
+    if not preset.is_file():
+        raise ConfigError(
+            f"unknown scenario {name_or_path!r}; valid names: {', '.join(scenario_names())} "
+            "(or give a path to a .yaml file)"
+        )
+    return preset
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per bad field: ``path.to.field: message (got value)``."""
+    lines = [f"invalid scenario config ({source}):"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        msg = err["msg"].removeprefix("Value error, ")
+        got = err.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {loc}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def load_scenario(
+    scenario: str | Path | Mapping[str, Any] | ScenarioConfig | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> ScenarioConfig:
+    """Build a validated :class:`ScenarioConfig`.
+
+    Parameters
+    ----------
+    scenario
+        A preset name (see :func:`scenario_names`), a path to a YAML file, a mapping of config keys
+        (may use ``extends``), an existing config, or ``None`` for the default scenario.
+    overrides
+        Keys merged on top, nested or dotted (``{"battery.energy_kwh": 0}``).
+
+    Raises
+    ------
+    ConfigError
+        Naming the field path, the rule it broke and the value given.
+    """
+    if scenario is None:
+        scenario = DEFAULT_SCENARIO
+    if isinstance(scenario, ScenarioConfig):
+        data: dict[str, Any] = scenario.model_dump(mode="python")
+        source = f"config object {scenario.name!r}"
+    elif isinstance(scenario, Mapping):
+        data = dict(scenario)
+        pieces = data.pop("extends", [])
+        merged: dict[str, Any] = {}
+        for ref in [pieces] if isinstance(pieces, str) else pieces:
+            merged = deep_merge(merged, _load_file(_resolve_piece(ref, preset_root())))
+        data = deep_merge(merged, data)
+        source = "mapping"
+    elif isinstance(scenario, (str, Path)):
+        path = _scenario_path(str(scenario))
+        data = _load_file(path)
+        source = str(path)
+    else:
+        raise ConfigError(f"scenario must be a name, path, mapping or ScenarioConfig (got {type(scenario).__name__})")
+    if overrides:
+        data = deep_merge(data, expand_dotted(overrides))
+        source += " + overrides"
+    try:
+        return ScenarioConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None

@@ -1,0 +1,257 @@
+"""Exogenous traces: everything outside the controller's influence, sampled once per episode.
+
+``TraceSampler(config).sample(seeds)`` returns one :class:`ExogenousTrace` with a leading batch
+axis (one row per seed). Row ``i`` depends only on ``(config, seeds[i])``: the same seed gives the
+same trace bit for bit, whatever the batch it is sampled in. The same trace drives the environment,
+the hindsight optimum and MPC, so every policy is compared on identical days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from megapod_gym.config.schema import ScenarioConfig
+from megapod_gym.scenario.arrivals import CarArrivals, arrival_rate_per_h, sample_cars
+from megapod_gym.scenario.calendar import Calendar, make_calendar, window_mask
+from megapod_gym.scenario.noise import ar1_series
+from megapod_gym.scenario.prices import realtime_price, tou_price
+from megapod_gym.scenario.replay import ReplayData, load_replay
+
+
+@dataclass(frozen=True)
+class ExogenousTrace:
+    """Exogenous inputs of ``B`` sites over ``T`` episode steps (+ ``H`` forecast steps for prices).
+
+    Per-step arrays have shape ``[B, T]``; price arrays ``[B, T + H]``; car arrays ``[B, N]`` where
+    ``N`` is the largest number of cars of any site, padded with ``arrival_step = T`` (never).
+    """
+
+    seeds: np.ndarray  # [B] int64, the seeds the rows were sampled from
+    step_min: int
+    n_steps: int  # T
+    horizon_steps: int  # H
+    start_date: np.ndarray  # [B] datetime64[D], local midnight of step 0
+    hour: np.ndarray  # [B, T+H] fractional hour of day
+    weekday: np.ndarray  # [B, T+H] 0 = Monday
+    month: np.ndarray  # [B, T+H] 1..12
+    price_usd_per_kwh: np.ndarray  # [B, T+H] energy import price
+    price_forecast_usd_per_kwh: np.ndarray  # [B, T+H] what the controller may know ahead
+    export_price_usd_per_kwh: np.ndarray  # [B, T+H]
+    ev_price_usd_per_kwh: np.ndarray  # [B, T] retail price charged to drivers
+    ambient_c: np.ndarray  # [B, T]
+    inference_demand_frac: np.ndarray  # [B, T] inference load as a fraction of full-speed IT
+    training_arrival_kwh: np.ndarray  # [B, T] new training work (IT kWh at full speed)
+    carbon_g_per_kwh: np.ndarray  # [B, T] marginal grid carbon intensity
+    demand_active: np.ndarray  # [B, T, K] bool: demand charge k applies to this step
+    arrival_rate_per_h: np.ndarray  # [B, T+H] expected EV arrivals per hour
+    n_cars: np.ndarray  # [B] int64
+    car_arrival_step: np.ndarray  # [B, N] int64
+    car_battery_kwh: np.ndarray  # [B, N]
+    car_arrival_soc: np.ndarray  # [B, N]
+    car_target_soc: np.ndarray  # [B, N]
+    car_patience_min: np.ndarray  # [B, N]
+    car_curve_id: np.ndarray  # [B, N] int64
+    car_power_scale: np.ndarray  # [B, N]
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.seeds.shape[0])
+
+    @property
+    def dt_h(self) -> float:
+        return self.step_min / 60.0
+
+    def site(self, i: int) -> ExogenousTrace:
+        """Row ``i`` as a batch of one (car arrays trimmed to that site's cars)."""
+        n = max(int(self.n_cars[i]), 1)
+        kwargs = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                value = value[i : i + 1]
+                if f.name.startswith("car_"):
+                    value = value[:, :n]
+            kwargs[f.name] = value
+        return ExogenousTrace(**kwargs)
+
+    @staticmethod
+    def stack(traces: Sequence[ExogenousTrace]) -> ExogenousTrace:
+        """Concatenate batches along the batch axis (car arrays padded to the longest)."""
+        first = traces[0]
+        n_max = max(t.car_arrival_step.shape[1] for t in traces)
+        kwargs = {}
+        for f in fields(first):
+            values = [getattr(t, f.name) for t in traces]
+            if not isinstance(values[0], np.ndarray):
+                if any(v != values[0] for v in values):
+                    raise ValueError(f"cannot stack traces with different {f.name}")
+                kwargs[f.name] = values[0]
+                continue
+            if f.name.startswith("car_"):
+                fill = first.n_steps if f.name == "car_arrival_step" else 0
+                values = [_pad(v, n_max, fill) for v in values]
+            kwargs[f.name] = np.concatenate(values, axis=0)
+        return ExogenousTrace(**kwargs)
+
+
+def _pad(a: np.ndarray, n: int, fill: float) -> np.ndarray:
+    if a.shape[1] == n:
+        return a
+    out = np.full((a.shape[0], n), fill, dtype=a.dtype)
+    out[:, : a.shape[1]] = a
+    return out
+
+
+class TraceSampler:
+    """Samples :class:`ExogenousTrace` batches for one scenario (replay files are read once)."""
+
+    def __init__(self, config: ScenarioConfig) -> None:
+        self.config = config
+        ep = config.episode
+        self.n_steps = ep.n_steps
+        self.horizon_steps = int(round(ep.forecast_horizon_h * 60 / ep.step_min))
+        self.replay: ReplayData | None = load_replay(config.replay) if _has_replay(config) else None
+        self._start_days = self._candidate_start_days()
+
+    def _candidate_start_days(self) -> list[dt.date]:
+        ep = self.config.episode
+        if self.replay is not None:
+            days = self.replay.start_days(self.n_steps, ep.step_min)
+            lo, hi = ep.start_day_of_year
+            in_range = [d for d in days if lo <= d.timetuple().tm_yday <= hi]
+            return in_range or days
+        first = dt.date(ep.year, 1, 1)
+        return [first + dt.timedelta(days=d - 1) for d in range(ep.start_day_of_year[0], ep.start_day_of_year[1] + 1)]
+
+    def sample(self, seeds: Sequence[int] | np.ndarray) -> ExogenousTrace:
+        """One trace row per seed."""
+        seeds = np.asarray(seeds, dtype=np.int64).reshape(-1)
+        if seeds.size == 0:
+            raise ValueError("seeds must not be empty")
+        rows = [self._sample_site(int(s)) for s in seeds]
+        return ExogenousTrace.stack(rows)
+
+    def _sample_site(self, seed: int) -> ExogenousTrace:
+        cfg = self.config
+        ep, tariff, compute = cfg.episode, cfg.tariff, cfg.compute
+        rng = np.random.default_rng(seed)
+        T, H = self.n_steps, self.horizon_steps
+        start = self._start_days[int(rng.integers(len(self._start_days)))]
+        cal = make_calendar(start.year, start.timetuple().tm_yday, T + H, ep.step_min)
+        ep_cal = _head(cal, T)
+
+        # Energy prices ($/kWh) and the forecast the controller may use.
+        if self.replay is not None and self.replay.prices is not None:
+            price = self.replay.series_on("prices", start, T + H, ep.step_min)
+            forecast = price.copy()
+        elif tariff.energy_price == "tou":
+            price = tou_price(tariff, cal)
+            forecast = price.copy()
+        else:
+            rt, rt_forecast = realtime_price(tariff.realtime, cal, ep.step_min, rng)
+            price = rt / 1000.0 + tariff.realtime_adder_usd_per_kwh
+            forecast = rt_forecast / 1000.0 + tariff.realtime_adder_usd_per_kwh
+        export = price * tariff.export_price_frac_of_energy
+
+        ev = cfg.ev
+        ev_price = np.where(
+            window_mask(ev.retail_peak_window, ep_cal), ev.retail_peak_usd_per_kwh, ev.retail_offpeak_usd_per_kwh
+        )
+
+        # Ambient temperature: monthly mean + daily cosine + AR(1) noise.
+        phi_5min = 0.97
+        phi = phi_5min ** (ep.step_min / 5.0)
+        if self.replay is not None and self.replay.temperature is not None:
+            ambient = self.replay.series_on("temperature", start, T, ep.step_min)
+        else:
+            w = cfg.weather
+            ambient = (
+                np.asarray(w.monthly_mean_c)[ep_cal.month - 1]
+                + w.daily_amplitude_c * np.cos(2 * np.pi * (ep_cal.hour - w.peak_hour) / 24.0)
+                + ar1_series(T, w.noise_sd_c, phi, rng)
+            )
+
+        inference = np.clip(
+            compute.inference_mean_frac
+            + compute.inference_amplitude_frac * np.cos(2 * np.pi * (ep_cal.hour - compute.inference_peak_hour) / 24.0)
+            + ar1_series(T, compute.inference_noise_frac, phi, rng),
+            0.0,
+            1.0,
+        )
+        training = np.full(T, compute.training_arrival_h_per_day / 24.0 * compute.it_kw * ep.dt_h)
+        carbon = np.asarray(tariff.carbon_g_per_kwh, dtype=np.float64)[ep_cal.hour_index]
+        demand = np.stack([window_mask(d.window, ep_cal) for d in tariff.demand_charges], axis=-1) if tariff.demand_charges else np.zeros((T, 0), dtype=bool)
+
+        rate = arrival_rate_per_h(ev, cal)
+        if self.replay is not None and self.replay.sessions is not None:
+            cars = self.replay.cars_on(start, T, ep.step_min, ev, rng)
+        else:
+            cars = sample_cars(ev, rate[:T], ep.dt_h, rng)
+        return _single_row(seed, ep.step_min, T, H, start, cal, price, forecast, export, ev_price, ambient, inference, training, carbon, demand, rate, cars)
+
+
+def _has_replay(config: ScenarioConfig) -> bool:
+    r = config.replay
+    return any(p is not None for p in (r.prices_csv, r.temperature_csv, r.ev_sessions_csv))
+
+
+def _head(cal: Calendar, n: int) -> Calendar:
+    return Calendar(cal.hour[:n], cal.hour_index[:n], cal.weekday[:n], cal.month[:n], cal.day[:n])
+
+
+def _single_row(
+    seed: int,
+    step_min: int,
+    T: int,
+    H: int,
+    start: dt.date,
+    cal: Calendar,
+    price: np.ndarray,
+    forecast: np.ndarray,
+    export: np.ndarray,
+    ev_price: np.ndarray,
+    ambient: np.ndarray,
+    inference: np.ndarray,
+    training: np.ndarray,
+    carbon: np.ndarray,
+    demand: np.ndarray,
+    rate: np.ndarray,
+    cars: CarArrivals,
+) -> ExogenousTrace:
+    def row(a: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=dtype)[None]
+
+    n = cars.arrival_step.shape[0]
+    car = lambda a, dtype=np.float64: row(a if n else np.zeros(1), dtype)  # noqa: E731
+    return ExogenousTrace(
+        seeds=np.array([seed], dtype=np.int64),
+        step_min=step_min,
+        n_steps=T,
+        horizon_steps=H,
+        start_date=np.array([np.datetime64(start, "D")]),
+        hour=row(cal.hour),
+        weekday=row(cal.weekday, np.int64),
+        month=row(cal.month, np.int64),
+        price_usd_per_kwh=row(price),
+        price_forecast_usd_per_kwh=row(forecast),
+        export_price_usd_per_kwh=row(export),
+        ev_price_usd_per_kwh=row(ev_price),
+        ambient_c=row(ambient),
+        inference_demand_frac=row(inference),
+        training_arrival_kwh=row(training),
+        carbon_g_per_kwh=row(carbon),
+        demand_active=row(demand, np.bool_),
+        arrival_rate_per_h=row(rate),
+        n_cars=np.array([n], dtype=np.int64),
+        car_arrival_step=row(cars.arrival_step if n else np.array([T]), np.int64),
+        car_battery_kwh=car(cars.battery_kwh),
+        car_arrival_soc=car(cars.arrival_soc),
+        car_target_soc=car(cars.target_soc),
+        car_patience_min=car(cars.patience_min),
+        car_curve_id=car(cars.curve_id, np.int64),
+        car_power_scale=car(cars.power_scale),
+    )
