@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
+from numba import njit
 
 
+@njit(cache=True)
 def ar1(innovations: np.ndarray, phi: float, initial: float) -> np.ndarray:
-    """``x[i] = phi * x[i-1] + innovations[i]`` with ``x[-1] = initial`` (a linear filter, no loop)."""
-    out, _ = lfilter([1.0], [1.0, -phi], innovations, zi=np.array([phi * initial]))
+    """``x[i] = phi * x[i-1] + innovations[i]`` with ``x[-1] = initial``."""
+    out = np.empty_like(innovations)
+    x = initial
+    for i in range(innovations.shape[0]):
+        x = phi * x + innovations[i]
+        out[i] = x
     return out
 
 

@@ -1,0 +1,844 @@
+"""Replay of recorded data: energy prices, ambient temperature and EV charging sessions from CSV.
+
+:func:`load_replay` reads the files named in :class:`~megapod_gym.config.schema.ReplayConfig` once
+(at environment construction) and validates every cell; :class:`ReplayData` then serves episode
+windows cheaply at every reset:
+
+* :meth:`ReplayData.start_days` lists the local-midnight dates an episode may start on;
+* :meth:`ReplayData.series_on` resamples prices or temperature onto the episode's step grid;
+* :meth:`ReplayData.cars_on` turns the sessions of an episode window into :class:`CarArrivals`.
+
+File formats (CSV with a header row, read with the standard :mod:`csv` module)
+-----------------------------------------------------------------------------
+Timestamps are ISO 8601 (``2025-06-02T13:05:00``, ``2025-06-02 13:05``) in naive local time. A
+timestamp with a UTC offset (``...+02:00`` or ``...Z``) is accepted only if every row of the file
+has the same offset, which is then dropped (the file is read as local time of that offset).
+
+* prices: ``timestamp`` and exactly one of ``price_usd_per_kwh`` or ``price_usd_per_mwh`` (divided
+  by 1000). Any spacing (5-min, hourly, irregular); each sample holds until the next one.
+* temperature: ``timestamp``, ``ambient_c``.
+* EV sessions: ``arrival_time`` (required) and at least one of ``energy_kwh``, ``duration_min`` or
+  the pair ``arrival_soc`` + ``target_soc``; optional ``battery_kwh`` and ``patience_min``. Rows
+  need not be sorted. Empty cells in optional columns mean "unknown" and are drawn from the
+  scenario's :class:`~megapod_gym.config.schema.EVConfig` (see :meth:`ReplayData.cars_on`).
+
+Columns not listed above are an error. Every error is a :class:`ReplayError` whose message names
+the file, the 1-based row (line number in the file, header = line 1) and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from numba import njit
+
+from megapod_gym.config.schema import EVConfig, ReplayConfig
+from megapod_gym.scenario.arrivals import CarArrivals, sample_beta
+
+__all__ = [
+    "ReplayData",
+    "ReplayError",
+    "SessionLog",
+    "TimeSeries",
+    "load_replay",
+]
+
+# Physical ranges of replayed values (inclusive).
+TEMPERATURE_RANGE_C: tuple[float, float] = (-60.0, 60.0)
+PRICE_RANGE_USD_PER_KWH: tuple[float, float] = (-10.0, 100.0)
+# Car-side power cap used to turn a session duration into energy (V3 stall peak, DF §1).
+DURATION_POWER_CAP_KW: float = 250.0
+# A series may skip at most max(GAP_MEDIAN_FACTOR x median spacing, MIN_GAP_LIMIT_S).
+GAP_MEDIAN_FACTOR: float = 2.0
+MIN_GAP_LIMIT_S: int = 3600
+
+_S_PER_MIN = 60
+_S_PER_DAY = 86400
+
+_PRICE_COLUMNS = ("timestamp", "price_usd_per_kwh", "price_usd_per_mwh")
+_TEMPERATURE_COLUMNS = ("timestamp", "ambient_c")
+_SESSION_COLUMNS = (
+    "arrival_time",
+    "energy_kwh",
+    "duration_min",
+    "battery_kwh",
+    "arrival_soc",
+    "target_soc",
+    "patience_min",
+)
+
+
+class ReplayError(ValueError):
+    """A replay file is missing or malformed; the message names the file, the row and the column."""
+
+
+# ------------------------------------------------------------------------------------ containers
+@dataclass(frozen=True)
+class TimeSeries:
+    """A sampled series, piecewise constant forward: sample ``i`` holds on ``[t_i, t_{i+1})``.
+
+    The last sample holds for one more spacing (``t_last - t_{last-1}``), so the series covers
+    ``[timestamps[0], end)`` with ``end = 2 * t_last - t_{last-1}``.
+
+    Attributes
+    ----------
+    timestamps
+        ``datetime64[s]``, naive local time, strictly increasing, at least 2 samples.
+    values
+        ``float64``, one per timestamp (units given by the owner: $/kWh or deg C).
+    """
+
+    timestamps: np.ndarray
+    values: np.ndarray
+    # Seconds since the first sample, and the integral of the series at each sample (value x s).
+    _t_s: np.ndarray = field(init=False, repr=False, compare=False)
+    _cum: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ts = np.asarray(self.timestamps, dtype="datetime64[s]")
+        vals = np.asarray(self.values, dtype=np.float64)
+        if ts.ndim != 1 or ts.shape != vals.shape:
+            raise ValueError(
+                f"timestamps and values must be 1-D of equal length (got {ts.shape} and {vals.shape})"
+            )
+        if ts.shape[0] < 2:
+            raise ValueError(
+                "a time series needs at least 2 samples (the spacing defines the last one's span)"
+            )
+        t_s = (ts - ts[0]).astype(np.int64)
+        if np.any(np.diff(t_s) <= 0):
+            raise ValueError("timestamps must be strictly increasing")
+        if not np.all(np.isfinite(vals)):
+            raise ValueError("values must be finite")
+        cum = np.concatenate(([0.0], np.cumsum(vals[:-1] * np.diff(t_s))))
+        object.__setattr__(self, "timestamps", ts)
+        object.__setattr__(self, "values", vals)
+        object.__setattr__(self, "_t_s", t_s)
+        object.__setattr__(self, "_cum", cum)
+
+    @property
+    def start(self) -> np.datetime64:
+        """Time of the first sample."""
+        return self.timestamps[0]
+
+    @property
+    def end(self) -> np.datetime64:
+        """End of coverage: last sample + the spacing before it."""
+        return self.timestamps[-1] + (self.timestamps[-1] - self.timestamps[-2])
+
+    def _integral(self, x_s: np.ndarray) -> np.ndarray:
+        """Integral of the series from the first sample to ``x_s`` (seconds since it), x_s in [0, end]."""
+        idx = np.clip(np.searchsorted(self._t_s, x_s, side="right") - 1, 0, self._t_s.shape[0] - 1)
+        return self._cum[idx] + self.values[idx] * (x_s - self._t_s[idx])
+
+    def _extended_integral(self, x_s: np.ndarray) -> np.ndarray:
+        """Integral up to ``x_s`` where past ``end`` the series repeats itself from 24 h earlier."""
+        end_s = int(self._t_s[-1] + (self._t_s[-1] - self._t_s[-2]))
+        inside = x_s <= end_s
+        if np.all(inside):
+            return self._integral(x_s)
+        if end_s < _S_PER_DAY:
+            raise ValueError(
+                f"the series covers only {end_s / 3600:.2f} h, so steps past its end cannot repeat "
+                "the value from 24 h earlier"
+            )
+        out = np.empty(x_s.shape, dtype=np.float64)
+        out[inside] = self._integral(x_s[inside])
+        i_end = float(self._integral(np.array([end_s]))[0])
+        day_ago_s = end_s - _S_PER_DAY
+        i_day_ago = float(self._integral(np.array([day_ago_s]))[0])
+        past = x_s[~inside] - end_s
+        k, r = np.divmod(past, _S_PER_DAY)
+        out[~inside] = i_end + k * (i_end - i_day_ago) + (self._integral(day_ago_s + r) - i_day_ago)
+        return out
+
+
+@dataclass(frozen=True)
+class SessionLog:
+    """Recorded EV charging sessions, sorted by arrival (one entry per session in every array).
+
+    Unknown values are NaN and are drawn from the scenario's :class:`EVConfig` by
+    :meth:`ReplayData.cars_on`.
+
+    Attributes
+    ----------
+    arrival
+        ``datetime64[s]`` naive local arrival time (non-decreasing after construction).
+    energy_kwh, duration_min, battery_kwh, arrival_soc, target_soc, patience_min
+        ``float64`` per session, NaN where the file gives no value.
+    """
+
+    arrival: np.ndarray
+    energy_kwh: np.ndarray
+    duration_min: np.ndarray
+    battery_kwh: np.ndarray
+    arrival_soc: np.ndarray
+    target_soc: np.ndarray
+    patience_min: np.ndarray
+
+    def __post_init__(self) -> None:
+        arrival = np.asarray(self.arrival, dtype="datetime64[s]")
+        if arrival.ndim != 1:
+            raise ValueError(f"arrival must be 1-D (got shape {arrival.shape})")
+        order = np.argsort(arrival, kind="stable")
+        object.__setattr__(self, "arrival", arrival[order])
+        for name in (
+            "energy_kwh",
+            "duration_min",
+            "battery_kwh",
+            "arrival_soc",
+            "target_soc",
+            "patience_min",
+        ):
+            a = np.asarray(getattr(self, name), dtype=np.float64)
+            if a.shape != arrival.shape:
+                raise ValueError(
+                    f"{name} must have one entry per session ({arrival.shape[0]}), got shape {a.shape}"
+                )
+            object.__setattr__(self, name, a[order])
+
+    def __len__(self) -> int:
+        return int(self.arrival.shape[0])
+
+
+@dataclass(frozen=True)
+class ReplayData:
+    """Replayed exogenous data; any of the three parts may be absent (``None``).
+
+    Attributes
+    ----------
+    prices
+        Energy import price in $/kWh.
+    temperature
+        Ambient temperature in deg C.
+    sessions
+        Recorded EV sessions.
+    sources
+        The file each present part was read from, keyed ``"prices"``, ``"temperature"``,
+        ``"sessions"`` (used in error messages).
+    """
+
+    prices: TimeSeries | None
+    temperature: TimeSeries | None
+    sessions: SessionLog | None
+    # Which file each part came from (for error messages); not part of equality.
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    # ------------------------------------------------------------------------------ start days
+    def start_days(self, n_steps: int, step_min: int) -> list[dt.date]:
+        """Local-midnight dates on which an episode of ``n_steps`` steps can start.
+
+        A date ``d`` qualifies when every present series has a sample at or before ``d 00:00`` and
+        covers ``[d, d + n_steps * step_min)`` (a series covers up to its last sample + the spacing
+        before it), and, if sessions are present, ``d`` and every day the episode touches lie
+        within ``[first arrival date, last arrival date]``.
+
+        Parameters
+        ----------
+        n_steps
+            Episode length in steps (without the forecast horizon: steps past the data repeat the
+            previous day, see :meth:`series_on`).
+        step_min
+            Step length in minutes.
+
+        Returns
+        -------
+        list[datetime.date]
+            Qualifying dates in increasing order (never empty).
+
+        Raises
+        ------
+        ReplayError
+            If no date qualifies, saying how many days of data exist and how many are needed.
+        """
+        if n_steps < 1 or step_min < 1:
+            raise ValueError(f"n_steps and step_min must be >= 1 (got {n_steps}, {step_min})")
+        episode_s = n_steps * step_min * _S_PER_MIN
+        episode_days = -(-episode_s // _S_PER_DAY)  # calendar days the episode touches
+        lo: dt.date | None = None
+        hi: dt.date | None = None
+        spans: list[str] = []
+
+        def narrow(first: dt.date, last: dt.date) -> None:
+            nonlocal lo, hi
+            lo = first if lo is None else max(lo, first)
+            hi = last if hi is None else min(hi, last)
+
+        for name, series in (("prices", self.prices), ("temperature", self.temperature)):
+            if series is None:
+                continue
+            start, end = series.start, series.end
+            first_midnight = _ceil_to_day(start)
+            last_start = (end - np.timedelta64(episode_s, "s")).astype("datetime64[D]")
+            narrow(_to_date(first_midnight), _to_date(last_start))
+            spans.append(f"{name} {_fmt(start)} to {_fmt(end)} ({_days(end - start):.2f} days)")
+        if self.sessions is not None and len(self.sessions):
+            first = _to_date(self.sessions.arrival[0].astype("datetime64[D]"))
+            last = _to_date(self.sessions.arrival[-1].astype("datetime64[D]"))
+            narrow(first, last - dt.timedelta(days=episode_days - 1))
+            spans.append(f"sessions {first} to {last} ({(last - first).days + 1} days)")
+        if lo is None or hi is None:
+            raise ReplayError(
+                "replay data holds no prices, temperature or sessions to start an episode on"
+            )
+        if lo > hi:
+            raise ReplayError(
+                f"replay data too short: an episode needs {episode_s / _S_PER_DAY:g} days starting at "
+                f"local midnight ({episode_days} calendar days), but the data has "
+                + "; ".join(spans)
+                + (f"; files: {', '.join(self.sources.values())}" if self.sources else "")
+            )
+        return [lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1)]
+
+    # -------------------------------------------------------------------------------- resample
+    def series_on(
+        self, which: Literal["prices", "temperature"], start: dt.date, n: int, step_min: int
+    ) -> np.ndarray:
+        """The series on ``n`` steps of ``step_min`` minutes from local midnight of ``start``.
+
+        The series is piecewise constant forward (a sample holds until the next one; the last one
+        for one more spacing) and a step's value is its time-weighted mean over
+        ``[step start, step end)``. Steps past the end of the data (e.g. the price forecast horizon
+        running beyond the file) repeat the value from exactly 24 h earlier, iteratively, so the
+        last recorded day is replayed again as often as needed. A step straddling the end mixes
+        the recorded part and the repeated part, time-weighted.
+
+        Parameters
+        ----------
+        which
+            ``"prices"`` ($/kWh) or ``"temperature"`` (deg C).
+        start
+            Date whose local midnight is the start of step 0.
+        n
+            Number of steps.
+        step_min
+            Step length in minutes.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``float64`` array of shape ``[n]``.
+
+        Raises
+        ------
+        ReplayError
+            If the series is absent, if step 0 starts before its first sample, or if steps past
+            the end are needed but the series covers less than 24 h.
+        """
+        if which not in ("prices", "temperature"):
+            raise ValueError(f"which must be 'prices' or 'temperature' (got {which!r})")
+        series: TimeSeries | None = getattr(self, which)
+        source = self.sources.get(which, which)
+        if series is None:
+            raise ReplayError(f"replay has no {which} series (no file configured)")
+        if n < 0 or step_min < 1:
+            raise ValueError(f"n must be >= 0 and step_min >= 1 (got {n}, {step_min})")
+        t0 = np.datetime64(start, "s")
+        offset_s = int((t0 - series.start).astype(np.int64))
+        if offset_s < 0:
+            raise ReplayError(
+                f"{source}: {which} start at {_fmt(series.start)}, after the requested episode start "
+                f"{_fmt(t0)} (use ReplayData.start_days to pick start dates)"
+            )
+        step_s = step_min * _S_PER_MIN
+        edges = offset_s + np.arange(n + 1, dtype=np.int64) * step_s
+        try:
+            integral = series._extended_integral(edges)
+        except ValueError as exc:
+            raise ReplayError(f"{source}: {which}: {exc}") from None
+        return np.diff(integral) / step_s
+
+    # ------------------------------------------------------------------------------------ cars
+    def cars_on(
+        self, start: dt.date, n_steps: int, step_min: int, ev: EVConfig, rng: np.random.Generator
+    ) -> CarArrivals:
+        """Cars of the recorded sessions arriving in ``[start 00:00, start + n_steps * step_min)``.
+
+        Cars are sorted by arrival; ``arrival_step = floor(minutes since start / step_min)``.
+        Random draws, all made for every car in this fixed order so a seed gives the same cars
+        whatever columns the file fills: (1) a fleet vehicle model per car from ``ev.fleet`` by
+        share (curve id = index into ``sorted(ev.curves)``, power scale, default battery size),
+        (2) an arrival SoC per car from ``ev.arrival_soc`` (:func:`sample_beta`), (3) a standard
+        normal per car for patience ``ev.patience_median_min * exp(ev.patience_sigma * z)``.
+        Recorded values override the draws: ``battery_kwh``, ``arrival_soc``, ``patience_min``.
+
+        The target SoC is, by priority: the ``target_soc`` column; else ``arrival_soc +
+        energy_kwh / battery_kwh``; else (only ``duration_min`` known) the SoC the car's
+        acceptance curve (x power scale, capped at 250 kW at the car) reaches after
+        ``duration_min`` minutes from the arrival SoC, integrated with 1-min Euler steps. The
+        target is capped at 1.0. Unlike synthetic cars, no minimum charge is imposed: a session
+        recording 0 kWh gives ``target_soc == arrival_soc``.
+
+        Parameters
+        ----------
+        start
+            Date whose local midnight is the start of step 0.
+        n_steps
+            Episode length in steps.
+        step_min
+            Step length in minutes.
+        ev
+            EV settings (fleet, curves, SoC and patience distributions).
+        rng
+            Random generator for the values the file does not give.
+
+        Returns
+        -------
+        CarArrivals
+            The episode's cars (possibly none).
+        """
+        if self.sessions is None:
+            raise ReplayError("replay has no EV sessions (no file configured)")
+        s = self.sessions
+        t0 = np.datetime64(start, "s")
+        t1 = t0 + np.timedelta64(n_steps * step_min * _S_PER_MIN, "s")
+        i0, i1 = np.searchsorted(s.arrival, [t0, t1], side="left")
+        n = int(i1 - i0)
+        steps = (s.arrival[i0:i1] - t0).astype(np.int64) // (step_min * _S_PER_MIN)
+
+        fleet = _fleet_arrays(ev)
+        model = rng.choice(fleet.share.shape[0], size=n, p=fleet.share)
+        soc_draw = sample_beta(ev.arrival_soc, n, rng)
+        z = rng.standard_normal(n)
+
+        curve = fleet.curve_id[model]
+        scale = fleet.power_scale[model]
+        battery = _fill(s.battery_kwh[i0:i1], fleet.battery_kwh[model])
+        soc0 = _fill(s.arrival_soc[i0:i1], soc_draw)
+        patience = _fill(
+            s.patience_min[i0:i1], ev.patience_median_min * np.exp(ev.patience_sigma * z)
+        )
+
+        target = s.target_soc[i0:i1].copy()
+        energy = s.energy_kwh[i0:i1]
+        use_energy = np.isnan(target) & ~np.isnan(energy)
+        target[use_energy] = soc0[use_energy] + energy[use_energy] / battery[use_energy]
+        duration = s.duration_min[i0:i1]
+        use_duration = np.isnan(target) & ~np.isnan(duration)
+        if np.any(use_duration):
+            target[use_duration] = _soc_after_minutes(
+                soc0[use_duration],
+                duration[use_duration],
+                battery[use_duration],
+                curve[use_duration],
+                scale[use_duration],
+                fleet.grid_soc,
+                fleet.grid_kw,
+                DURATION_POWER_CAP_KW,
+            )
+        if np.any(np.isnan(target)):  # only possible for a hand-built SessionLog
+            raise ReplayError("a session has none of target_soc, energy_kwh, duration_min")
+        target = np.minimum(target, 1.0)
+        return CarArrivals(steps, battery, soc0, target, patience, curve, scale)
+
+
+def _fill(recorded: np.ndarray, drawn: np.ndarray) -> np.ndarray:
+    """Recorded values where known (not NaN), drawn ones elsewhere."""
+    return np.where(np.isnan(recorded), drawn, recorded).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class _FleetArrays:
+    """Per-vehicle-model arrays of an :class:`EVConfig`, and its curves on one common SoC grid."""
+
+    share: np.ndarray  # normalised shares
+    battery_kwh: np.ndarray
+    curve_id: np.ndarray  # int64 index into sorted(ev.curves)
+    power_scale: np.ndarray
+    grid_soc: np.ndarray  # [G] union of all curves' SoC points
+    grid_kw: np.ndarray  # [n_curves, G] each curve at the union points (exact: piecewise linear)
+
+
+_FLEET_CACHE: dict[int, tuple[EVConfig, _FleetArrays]] = {}
+
+
+def _fleet_arrays(ev: EVConfig) -> _FleetArrays:
+    """Arrays derived from ``ev`` (cached per config object; configs are immutable)."""
+    hit = _FLEET_CACHE.get(id(ev))
+    if hit is not None and hit[0] is ev:
+        return hit[1]
+    shares = np.array([v.share for v in ev.fleet], dtype=np.float64)
+    names = sorted(ev.curves)
+    grid = np.unique(
+        np.concatenate([np.asarray(ev.curves[c].soc, dtype=np.float64) for c in names])
+    )
+    arrays = _FleetArrays(
+        share=shares / shares.sum(),
+        battery_kwh=np.array([v.battery_kwh for v in ev.fleet], dtype=np.float64),
+        curve_id=np.array([names.index(v.curve) for v in ev.fleet], dtype=np.int64),
+        power_scale=np.array([v.power_scale for v in ev.fleet], dtype=np.float64),
+        grid_soc=grid,
+        grid_kw=np.stack([np.interp(grid, ev.curves[c].soc, ev.curves[c].kw) for c in names]),
+    )
+    if len(_FLEET_CACHE) > 64:
+        _FLEET_CACHE.clear()
+    _FLEET_CACHE[id(ev)] = (ev, arrays)  # the reference keeps id(ev) from being reused
+    return arrays
+
+
+@njit(cache=True)
+def _soc_after_minutes(
+    soc0: np.ndarray,
+    duration_min: np.ndarray,
+    battery_kwh: np.ndarray,
+    curve_id: np.ndarray,
+    power_scale: np.ndarray,
+    grid_soc: np.ndarray,
+    grid_kw: np.ndarray,
+    cap_kw: float,
+) -> np.ndarray:
+    """SoC each car reaches charging ``duration_min`` at its acceptance-curve limit.
+
+    Power is ``min(curve(soc) * power_scale, cap_kw)`` at the car, integrated with explicit 1-min
+    Euler steps (the last step shortened to the fractional remainder); SoC is capped at 1.
+    """
+    out = np.empty(soc0.shape[0])
+    last = grid_soc.shape[0] - 2
+    for k in range(soc0.shape[0]):
+        soc = soc0[k]
+        c = curve_id[k]
+        n_min = int(np.ceil(duration_min[k]))
+        for m in range(n_min):
+            if soc >= 1.0:
+                break
+            dt_min = min(duration_min[k] - m, 1.0)
+            i = min(max(np.searchsorted(grid_soc, soc, side="right") - 1, 0), last)
+            w = (soc - grid_soc[i]) / (grid_soc[i + 1] - grid_soc[i])
+            kw = grid_kw[c, i] + w * (grid_kw[c, i + 1] - grid_kw[c, i])
+            kw = min(kw * power_scale[k], cap_kw)
+            soc = min(soc + kw * dt_min / 60.0 / battery_kwh[k], 1.0)
+        out[k] = soc
+    return out
+
+
+def _warm_up_duration_kernel() -> None:
+    """Compile (or load from numba's cache) :func:`_soc_after_minutes` for the types used."""
+    one = np.ones(1)
+    _soc_after_minutes(
+        one * 0.5,
+        one,
+        one * 75.0,
+        np.zeros(1, dtype=np.int64),
+        one,
+        np.array([0.0, 1.0]),
+        np.ones((1, 2)),
+        250.0,
+    )
+
+
+# ---------------------------------------------------------------------------------- date helpers
+def _to_date(day: np.datetime64) -> dt.date:
+    return day.astype("datetime64[D]").astype(dt.date)
+
+
+def _ceil_to_day(t: np.datetime64) -> np.datetime64:
+    day = t.astype("datetime64[D]")
+    return day if day == t else day + np.timedelta64(1, "D")
+
+
+def _fmt(t: np.datetime64) -> str:
+    return str(np.datetime64(t, "m")).replace("T", " ")
+
+
+def _days(delta: np.timedelta64) -> float:
+    return float(delta.astype("timedelta64[s]").astype(np.int64)) / _S_PER_DAY
+
+
+# ------------------------------------------------------------------------------------- CSV parsing
+class _Table:
+    """Rows of one CSV file as strings, with the line number of each row."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        self.path = path
+        self.name = str(path)
+        if not path.is_file():
+            raise ReplayError(f"{self.name}: {what} file not found (row -, column -)")
+        try:
+            with path.open("r", encoding="utf-8-sig", newline="") as fh:
+                reader = csv.reader(fh)
+                header: list[str] | None = None
+                rows: list[list[str]] = []
+                lines: list[int] = []
+                for raw in reader:
+                    if not raw or all(not c.strip() for c in raw):
+                        continue  # blank line
+                    if header is None:
+                        header = [c.strip() for c in raw]
+                        self.header_line = reader.line_num
+                        continue
+                    rows.append(raw)
+                    lines.append(reader.line_num)
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise ReplayError(
+                f"{self.name}: cannot read {what} file: {exc} (row -, column -)"
+            ) from None
+        if header is None:
+            raise ReplayError(f"{self.name}: row 1, column -: empty file, expected a header row")
+        seen: set[str] = set()
+        for col in header:
+            if col in seen:
+                raise ReplayError(
+                    f"{self.name}: row {self.header_line}, column {col!r}: column appears twice"
+                )
+            seen.add(col)
+        self.header = header
+        self.rows = rows
+        self.lines = lines
+
+    def error(self, line: int, column: str, message: str) -> ReplayError:
+        return ReplayError(f"{self.name}: row {line}, column {column!r}: {message}")
+
+    def check_columns(self, allowed: Sequence[str], required: Sequence[str]) -> None:
+        """Header has only ``allowed`` columns and all ``required`` ones; rows match its width."""
+        unknown = [c for c in self.header if c not in allowed]
+        missing = [c for c in required if c not in self.header]
+        if unknown:
+            also = f"; missing required column(s): {', '.join(missing)}" if missing else ""
+            raise ReplayError(
+                f"{self.name}: row {self.header_line}, column {', '.join(map(repr, unknown))}: unknown "
+                f"column(s); allowed columns: {', '.join(allowed)}{also}"
+            )
+        if missing:
+            raise ReplayError(
+                f"{self.name}: row {self.header_line}, column {missing[0]!r}: required column missing "
+                f"(header has: {', '.join(self.header)})"
+            )
+        for raw, line in zip(self.rows, self.lines, strict=True):
+            if len(raw) != len(self.header):
+                raise ReplayError(
+                    f"{self.name}: row {line}, column -: {len(raw)} fields but the header has "
+                    f"{len(self.header)}"
+                )
+
+    def need_rows(self, minimum: int) -> None:
+        if len(self.rows) < minimum:
+            raise ReplayError(
+                f"{self.name}: row {self.header_line + 1}, column -: needs at least {minimum} data "
+                f"row(s), found {len(self.rows)}"
+            )
+
+    def cells(self, column: str) -> list[tuple[int, str]]:
+        j = self.header.index(column)
+        return [(line, raw[j].strip()) for raw, line in zip(self.rows, self.lines, strict=True)]
+
+    def timestamps(self, column: str) -> np.ndarray:
+        """Parse a timestamp column into naive ``datetime64[s]`` (one shared UTC offset dropped)."""
+        out = np.empty(len(self.rows), dtype="datetime64[s]")
+        offset: dt.timedelta | None = None
+        first_line = 0
+        for i, (line, text) in enumerate(self.cells(column)):
+            if not text:
+                raise self.error(line, column, "empty timestamp")
+            iso = text[:-1] + "+00:00" if text[-1] in "zZ" else text
+            try:
+                stamp = dt.datetime.fromisoformat(iso)
+            except ValueError:
+                raise self.error(
+                    line, column, f"cannot parse timestamp {text!r} (expected ISO 8601)"
+                ) from None
+            this = stamp.utcoffset()
+            if i == 0:
+                offset, first_line = this, line
+            elif this != offset:
+                raise self.error(
+                    line,
+                    column,
+                    f"UTC offset {_fmt_offset(this)} differs from {_fmt_offset(offset)} on row "
+                    f"{first_line}; give naive local times or one fixed offset for the whole file",
+                )
+            out[i] = np.datetime64(stamp.replace(tzinfo=None), "s")
+        return out
+
+    def numbers(
+        self,
+        column: str,
+        lo: float | None = None,
+        hi: float | None = None,
+        *,
+        optional: bool = False,
+        lo_open: bool = False,
+        unit: str = "",
+    ) -> np.ndarray:
+        """Parse a numeric column (empty cells -> NaN if ``optional``); check ``[lo, hi]``."""
+        out = np.full(len(self.rows), np.nan)
+        if column not in self.header:
+            return out
+        for i, (line, text) in enumerate(self.cells(column)):
+            if not text:
+                if optional:
+                    continue
+                raise self.error(line, column, "empty value")
+            try:
+                x = float(text)
+            except ValueError:
+                raise self.error(line, column, f"not a number: {text!r}") from None
+            if not math.isfinite(x):
+                raise self.error(line, column, f"value must be finite (got {text!r})")
+            below = lo is not None and (x <= lo if lo_open else x < lo)
+            above = hi is not None and x > hi
+            if below or above:
+                left = "(" if lo_open else "["
+                lo_s = "-inf" if lo is None else f"{lo:g}"
+                hi_s = "inf)" if hi is None else f"{hi:g}]"
+                raise self.error(
+                    line,
+                    column,
+                    f"value {x:g}{unit} outside the physical range {left}{lo_s}, {hi_s}",
+                )
+            out[i] = x
+        return out
+
+
+def _fmt_offset(offset: dt.timedelta | None) -> str:
+    if offset is None:
+        return "none (naive)"
+    total = int(offset.total_seconds())
+    sign = "+" if total >= 0 else "-"
+    return f"{sign}{abs(total) // 3600:02d}:{abs(total) % 3600 // 60:02d}"
+
+
+def _check_spacing(table: _Table, stamps: np.ndarray, column: str) -> None:
+    """Strictly increasing timestamps without gaps wider than max(2 x median spacing, 1 h)."""
+    t_s = stamps.astype(np.int64)
+    diff = np.diff(t_s)
+    bad = np.flatnonzero(diff <= 0)
+    if bad.size:
+        i = int(bad[0]) + 1
+        raise table.error(
+            table.lines[i],
+            column,
+            f"timestamp {_fmt(stamps[i])} is not after the previous row's {_fmt(stamps[i - 1])} "
+            "(timestamps must be strictly increasing)",
+        )
+    limit_s = max(GAP_MEDIAN_FACTOR * float(np.median(diff)), float(MIN_GAP_LIMIT_S))
+    gaps = np.flatnonzero(diff > limit_s)
+    if gaps.size:
+        i = int(gaps[0]) + 1
+        raise table.error(
+            table.lines[i],
+            column,
+            f"gap of {diff[i - 1] / 60:g} min after {_fmt(stamps[i - 1])} exceeds the limit of "
+            f"{limit_s / 60:g} min (max of {GAP_MEDIAN_FACTOR:g} x median spacing and "
+            f"{MIN_GAP_LIMIT_S // 60} min); fill missing data before replaying",
+        )
+
+
+def _read_prices(path: Path) -> TimeSeries:
+    table = _Table(path, "prices")
+    table.check_columns(_PRICE_COLUMNS, ("timestamp",))
+    has_kwh, has_mwh = "price_usd_per_kwh" in table.header, "price_usd_per_mwh" in table.header
+    if has_kwh == has_mwh:
+        raise ReplayError(
+            f"{table.name}: row {table.header_line}, column 'price_usd_per_kwh': give exactly one "
+            f"of price_usd_per_kwh or price_usd_per_mwh (header has: {', '.join(table.header)})"
+        )
+    table.need_rows(2)
+    stamps = table.timestamps("timestamp")
+    lo, hi = PRICE_RANGE_USD_PER_KWH
+    if has_kwh:
+        values = table.numbers("price_usd_per_kwh", lo, hi, unit=" $/kWh")
+    else:
+        values = (
+            table.numbers("price_usd_per_mwh", lo * 1000.0, hi * 1000.0, unit=" $/MWh") / 1000.0
+        )
+    _check_spacing(table, stamps, "timestamp")
+    return TimeSeries(stamps, values)
+
+
+def _read_temperature(path: Path) -> TimeSeries:
+    table = _Table(path, "temperature")
+    table.check_columns(_TEMPERATURE_COLUMNS, _TEMPERATURE_COLUMNS)
+    table.need_rows(2)
+    stamps = table.timestamps("timestamp")
+    values = table.numbers("ambient_c", *TEMPERATURE_RANGE_C, unit=" deg C")
+    _check_spacing(table, stamps, "timestamp")
+    return TimeSeries(stamps, values)
+
+
+def _read_sessions(path: Path) -> SessionLog:
+    table = _Table(path, "EV sessions")
+    table.check_columns(_SESSION_COLUMNS, ("arrival_time",))
+    header = table.header
+    if not (
+        "energy_kwh" in header
+        or "duration_min" in header
+        or ("arrival_soc" in header and "target_soc" in header)
+    ):
+        raise ReplayError(
+            f"{table.name}: row {table.header_line}, column 'energy_kwh': needs at least one of "
+            f"energy_kwh, duration_min, or both arrival_soc and target_soc (header has: {', '.join(header)})"
+        )
+    table.need_rows(1)
+    arrival = table.timestamps("arrival_time")
+    energy = table.numbers("energy_kwh", 0.0, optional=True, unit=" kWh")
+    duration = table.numbers("duration_min", 0.0, optional=True, unit=" min")
+    battery = table.numbers("battery_kwh", 0.0, optional=True, lo_open=True, unit=" kWh")
+    soc0 = table.numbers("arrival_soc", 0.0, 1.0, optional=True)
+    target = table.numbers("target_soc", 0.0, 1.0, optional=True)
+    patience = table.numbers("patience_min", 0.0, optional=True, unit=" min")
+    for i, line in enumerate(table.lines):
+        if not np.isnan(target[i]):
+            if np.isnan(soc0[i]):
+                raise table.error(
+                    line, "arrival_soc", "target_soc is given, so arrival_soc is needed too"
+                )
+            if target[i] <= soc0[i]:
+                raise table.error(
+                    line,
+                    "target_soc",
+                    f"target_soc {target[i]:g} must exceed arrival_soc {soc0[i]:g}",
+                )
+        elif np.isnan(energy[i]) and np.isnan(duration[i]):
+            present = [c for c in ("energy_kwh", "duration_min", "target_soc") if c in header]
+            raise table.error(
+                line,
+                present[0],
+                f"no charge given: fill one of {', '.join(present)} (target_soc with arrival_soc)",
+            )
+    return SessionLog(arrival, energy, duration, battery, soc0, target, patience)
+
+
+def load_replay(cfg: ReplayConfig) -> ReplayData:
+    """Read and validate the replay files named in ``cfg``.
+
+    Paths are used as given (the scenario loader has already made them absolute, relative to the
+    YAML file that names them). Files not named are ``None`` in the result.
+
+    Parameters
+    ----------
+    cfg
+        The scenario's replay section.
+
+    Returns
+    -------
+    ReplayData
+        Prices converted to $/kWh, temperatures in deg C, sessions sorted by arrival.
+
+    Raises
+    ------
+    ReplayError
+        On a missing file or any malformed cell, naming the file, the row (line number, header =
+        1) and the column.
+    """
+    sources: dict[str, str] = {}
+    prices = temperature = None
+    sessions = None
+    if cfg.prices_csv is not None:
+        sources["prices"] = cfg.prices_csv
+        prices = _read_prices(Path(cfg.prices_csv))
+    if cfg.temperature_csv is not None:
+        sources["temperature"] = cfg.temperature_csv
+        temperature = _read_temperature(Path(cfg.temperature_csv))
+    if cfg.ev_sessions_csv is not None:
+        sources["sessions"] = cfg.ev_sessions_csv
+        sessions = _read_sessions(Path(cfg.ev_sessions_csv))
+        if np.any(np.isnan(sessions.target_soc) & np.isnan(sessions.energy_kwh)):
+            _warm_up_duration_kernel()  # compile now (env construction), not at the first reset
+    return ReplayData(prices=prices, temperature=temperature, sessions=sessions, sources=sources)

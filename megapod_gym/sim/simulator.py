@@ -1,0 +1,225 @@
+"""Batch-first site simulator: state arrays, per-site reset, and the step.
+
+``SiteSimulator`` holds ``B`` sites that step in lockstep. Each site has its own trace row and may
+be reset on its own (the vector env's autoreset). It imports neither gymnasium nor torch.
+
+>>> sim = SiteSimulator(load_scenario(), batch_size=2)
+>>> sim.reset(TraceSampler(sim.configs[0]).sample([0, 1]))
+>>> out = sim.step(compute_frac=1.0, battery_kw=0.0)  # [B, len(layout.OUT_FIELDS)]
+>>> sim.outputs()["grid_import_kw"].shape
+(2,)
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import numpy as np
+
+from megapod_gym.config.schema import ScenarioConfig
+from megapod_gym.scenario.trace import ExogenousTrace
+from megapod_gym.sim import layout as L
+from megapod_gym.sim.kernel import STEP_BAD_ACTION, STEP_EPISODE_OVER, prepare_sites, step_batch
+from megapod_gym.sim.params import SiteParams, build_params
+
+
+class SiteSimulator:
+    """``B`` sites stepped by one compiled kernel.
+
+    Parameters
+    ----------
+    configs
+        One scenario for every site, or one per site (same step length and episode length).
+    batch_size
+        Number of sites when a single config is given.
+
+    The state lives in a few packed arrays (see ``layout``) so that one kernel call takes few
+    arguments; read it through :meth:`state`, :meth:`measurements` and :meth:`outputs`.
+    """
+
+    def __init__(self, configs: ScenarioConfig | Sequence[ScenarioConfig], batch_size: int = 1) -> None:
+        self.configs: list[ScenarioConfig] = (
+            [configs] * batch_size if isinstance(configs, ScenarioConfig) else list(configs)
+        )
+        self.params: SiteParams = build_params(self.configs)
+        B = self.params.batch_size
+        ep = self.configs[0].episode
+        self.n_steps = ep.n_steps
+        self.step_min = ep.step_min
+        self.dt_h = ep.dt_h
+        self.horizon_steps = int(round(ep.forecast_horizon_h * 60 / ep.step_min))
+        T, H, K = self.n_steps, self.horizon_steps, self.params.n_demand_charges
+        S = self.params.max_stalls
+        self.series = np.zeros((B, len(L.SERIES_FIELDS), T + H))
+        self.demand_active = np.zeros((B, K, T), dtype=np.bool_)
+        self.fstate = np.zeros((B, len(L.FSTATE_FIELDS)))
+        self.istate = np.zeros((B, len(L.ISTATE_FIELDS)), dtype=np.int64)
+        self.peak_kw = np.zeros((B, K))
+        self.stall_car = np.full((B, S), -1, dtype=np.int64)
+        self.stall_work = np.zeros((B, 3, S))
+        self.cars = np.zeros((B, len(L.CAR_FIELDS), 0))
+        self.car_status = np.zeros((B, 0), dtype=np.int8)
+        self.car_dyn = np.zeros((B, 2, 0))  # SoC, wait minutes
+        self.actions = np.zeros((B, 3))
+        self.out = np.zeros((B, L.N_OUT))
+        self.meas = np.zeros((B, L.N_MEAS))
+        self.start_date = np.zeros(B, dtype="datetime64[D]")
+        self.seeds = np.zeros(B, dtype=np.int64)
+        self._grow_cars(64)
+
+    @property
+    def batch_size(self) -> int:
+        return self.params.batch_size
+
+    def _grow_cars(self, n: int) -> None:
+        """Make room for ``n`` cars per site (keeps existing contents)."""
+        old = self.cars.shape[2]
+        if n <= old:
+            return
+        n = max(n, 2 * old)
+        B = self.batch_size
+        cars = np.zeros((B, len(L.CAR_FIELDS), n))
+        cars[:, L.C_CAR_ARRIVAL_STEP] = self.n_steps
+        cars[:, :, :old] = self.cars
+        status = np.zeros((B, n), dtype=np.int8)
+        status[:, :old] = self.car_status
+        dyn = np.zeros((B, 2, n))
+        dyn[:, :, :old] = self.car_dyn
+        self.cars, self.car_status, self.car_dyn = cars, status, dyn
+        self._bind()
+
+    def _bind(self) -> None:
+        p = self.params
+        self._kernel_args = (
+            p.scalars, p.curves, p.pue, p.demand, self.series, self.demand_active, self.cars,
+            self.fstate, self.istate, self.peak_kw, self.stall_car, self.stall_work, self.car_status,
+            self.car_dyn,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------------------- reset
+    def reset(self, trace: ExogenousTrace, sites: Sequence[int] | np.ndarray | None = None) -> None:
+        """Load ``trace`` rows into ``sites`` (all sites by default) and reset their state."""
+        idx = np.arange(self.batch_size) if sites is None else np.asarray(sites, dtype=np.int64).reshape(-1)
+        if trace.batch_size != idx.shape[0]:
+            raise ValueError(f"trace has {trace.batch_size} rows for {idx.shape[0]} sites")
+        if (trace.n_steps, trace.horizon_steps, trace.step_min) != (self.n_steps, self.horizon_steps, self.step_min):
+            raise ValueError("trace length, horizon or step does not match the simulator's scenario")
+        if trace.demand_active.shape[2] != self.params.n_demand_charges:
+            raise ValueError("trace has a different number of demand charges than the scenario")
+        T = self.n_steps
+        self._grow_cars(trace.car_arrival_step.shape[1])
+        for i, name in enumerate(L.SERIES_FIELDS):
+            values = getattr(trace, name)
+            self.series[idx, i, : values.shape[1]] = values
+            self.series[idx, i, values.shape[1] :] = 0.0
+        self.demand_active[idx] = np.swapaxes(trace.demand_active, 1, 2)
+        n = trace.car_arrival_step.shape[1]
+        self.cars[idx] = 0.0
+        self.cars[idx, L.C_CAR_ARRIVAL_STEP] = T
+        for i, name in enumerate(L.CAR_FIELDS):
+            self.cars[idx, i, :n] = getattr(trace, name)
+        self.car_status[idx] = 0
+        self.car_dyn[idx] = 0.0
+        self.start_date[idx] = trace.start_date
+        self.seeds[idx] = trace.seeds
+
+        self.fstate[idx] = 0.0
+        self.fstate[idx, L.F_BATTERY_SOC] = [self.configs[i].battery.initial_soc for i in idx]
+        self.fstate[idx, L.F_BACKLOG_KWH] = [
+            self.configs[i].compute.training_backlog_initial_h * self.configs[i].compute.it_kw for i in idx
+        ]
+        self.fstate[idx, L.F_RUNNING] = 1.0
+        self.fstate[idx, L.F_PREV_IT_FRAC] = 1.0
+        self.istate[idx] = 0
+        self.istate[idx, L.I_N_CARS] = trace.n_cars
+        self.peak_kw[idx] = self.params.demand[idx, L.D_THRESHOLD]
+        self.stall_car[idx] = -1
+        self.stall_work[idx] = 0.0
+        prepare_sites(idx, *self._kernel_args, self.meas)
+
+    # -------------------------------------------------------------------------------- step
+    def step(
+        self,
+        compute_frac: np.ndarray | float,
+        battery_kw: np.ndarray | float,
+        ev_cap_kw: np.ndarray | float = np.inf,
+    ) -> np.ndarray:
+        """Advance all sites one step.
+
+        Parameters
+        ----------
+        compute_frac
+            Requested IT power fraction in [0, 1] per site (below the cap floor = pause).
+        battery_kw
+            Requested battery power per site, kW; positive discharges into the site, negative
+            charges. Clipped to SoC and power limits (reported).
+        ev_cap_kw
+            Cap on the chargers' total AC power per site (used only in ``soft`` EV-priority mode).
+
+        Returns
+        -------
+        numpy.ndarray
+            The step outputs ``[B, len(layout.OUT_FIELDS)]`` (overwritten by the next step).
+        """
+        a = self.actions
+        a[:, L.A_COMPUTE_FRAC] = compute_frac
+        a[:, L.A_BATTERY_KW] = battery_kw
+        a[:, L.A_EV_CAP_KW] = ev_cap_kw
+        return self.step_actions(a)
+
+    def step_actions(self, actions: np.ndarray) -> np.ndarray:
+        """Like :meth:`step` with the setpoints as one array ``[B, 3]`` (IT fraction, battery kW,
+        EV cap kW); NaN anywhere or an infinite IT fraction or battery power is a ``ValueError``."""
+        if actions.shape != (self.batch_size, 3) or actions.dtype != np.float64:
+            actions = np.ascontiguousarray(np.broadcast_to(actions, (self.batch_size, 3)), dtype=np.float64)
+        code = step_batch(actions, *self._kernel_args, self.out, self.meas)
+        if code == STEP_BAD_ACTION:
+            raise ValueError(
+                "setpoints must be finite numbers (the EV cap may be +inf); got "
+                f"{actions[~np.isfinite(actions[:, :2]).all(axis=1) | np.isnan(actions[:, 2])].tolist()}"
+            )
+        if code == STEP_EPISODE_OVER:
+            raise RuntimeError("the episode is over for some sites: reset them before stepping")
+        return self.out
+
+    # ----------------------------------------------------------------------------- readers
+    def outputs(self) -> dict[str, np.ndarray]:
+        """The last step's outputs by name (views, shape ``[B]``)."""
+        return {name: self.out[:, i] for i, name in enumerate(L.OUT_FIELDS)}
+
+    def measurements(self) -> dict[str, np.ndarray]:
+        """Raw measurements at the start of the current step by name (views, shape ``[B]``)."""
+        return {name: self.meas[:, i] for i, name in enumerate(L.MEAS_FIELDS)}
+
+    @property
+    def t(self) -> np.ndarray:
+        """Current step index of each site."""
+        return self.istate[:, L.I_T]
+
+    @property
+    def done(self) -> np.ndarray:
+        """Sites whose episode has ended (their next call must be a reset)."""
+        return self.istate[:, L.I_T] >= self.n_steps
+
+    def kpis(self) -> dict[str, np.ndarray]:
+        """Cumulative per-site KPIs of the current episode."""
+        f = self.fstate
+        arrived = f[:, L.F_CARS_ARRIVED].copy()
+        wait = f[:, L.F_WAIT_MIN_TOTAL].copy()
+        return {
+            "cars_arrived": arrived,
+            "cars_served": f[:, L.F_CARS_SERVED].copy(),
+            "cars_balked": f[:, L.F_CARS_BALKED].copy(),
+            "wait_min_total": wait,
+            "mean_wait_min": wait / np.maximum(arrived, 1.0),
+        }
+
+    def clone(self) -> SiteSimulator:
+        """A deep copy (state and trace); stepping it leaves this simulator untouched (for MPC)."""
+        twin = copy.copy(self)
+        for name, value in vars(self).items():
+            if isinstance(value, np.ndarray):
+                setattr(twin, name, value.copy())
+        twin._bind()
+        return twin

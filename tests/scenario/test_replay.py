@@ -1,0 +1,452 @@
+"""Replay of recorded prices, temperatures and EV sessions (megapod_gym.scenario.replay)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from megapod_gym.config import load_scenario
+from megapod_gym.config.schema import EVConfig, ReplayConfig
+from megapod_gym.scenario.replay import (
+    ReplayData,
+    ReplayError,
+    SessionLog,
+    TimeSeries,
+    _soc_after_minutes,
+    load_replay,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "configs" / "examples" / "replay-example.yaml"
+DAY0 = dt.datetime(2025, 6, 2)  # a Monday
+
+
+def write(tmp_path: Path, name: str, lines: list[str]) -> str:
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def series_csv(
+    tmp_path: Path,
+    name: str,
+    column: str,
+    values: list[float] | np.ndarray,
+    step_min: int,
+    start: dt.datetime = DAY0,
+) -> str:
+    rows = [f"timestamp,{column}"]
+    for i, v in enumerate(values):
+        rows.append(f"{(start + dt.timedelta(minutes=i * step_min)).isoformat()},{v}")
+    return write(tmp_path, name, rows)
+
+
+def prices_only(path: str) -> ReplayData:
+    return load_replay(ReplayConfig(prices_csv=path))
+
+
+# --------------------------------------------------------------------------------- resampling
+def test_hourly_prices_to_5min_steps(tmp_path: Path) -> None:
+    hourly = np.arange(48) * 0.01 + 0.1
+    data = prices_only(series_csv(tmp_path, "p.csv", "price_usd_per_kwh", hourly, 60))
+    out = data.series_on("prices", DAY0.date(), 288, 5)
+    assert out.shape == (288,) and out.dtype == np.float64
+    np.testing.assert_allclose(out, np.repeat(hourly[:24], 12), rtol=0, atol=1e-12)
+    # The second day, from its own midnight.
+    out = data.series_on("prices", (DAY0 + dt.timedelta(days=1)).date(), 288, 5)
+    np.testing.assert_allclose(out, np.repeat(hourly[24:], 12), atol=1e-12)
+
+
+def test_5min_prices_to_15min_steps_is_time_weighted_mean(tmp_path: Path) -> None:
+    values = [0.10, 0.40, 0.70, 1.00, 0.20, 0.30] * 48  # two days of 5-min samples
+    data = prices_only(series_csv(tmp_path, "p.csv", "price_usd_per_kwh", values, 5))
+    out = data.series_on("prices", DAY0.date(), 4, 15)
+    np.testing.assert_allclose(out, [0.40, 0.50, 0.40, 0.50], atol=1e-12)
+
+
+def test_irregular_samples_weighted_by_duration(tmp_path: Path) -> None:
+    # Samples at 00:00=1, 00:10=4, 00:20=7, then hourly-ish; step [0,15) = (10*1 + 5*4)/15 = 2,
+    # step [15,30) = (5*4 + 10*7)/15 = 6.
+    rows = [
+        "timestamp,price_usd_per_kwh",
+        "2025-06-02T00:00,1",
+        "2025-06-02T00:10,4",
+        "2025-06-02T00:20,7",
+    ]
+    rows += [f"2025-06-02T{h:02d}:00,0.5" for h in range(1, 24)]
+    rows += ["2025-06-03T00:00,0.5"]
+    data = prices_only(write(tmp_path, "p.csv", rows))
+    out = data.series_on("prices", DAY0.date(), 4, 15)
+    np.testing.assert_allclose(out[:2], [2.0, 6.0], atol=1e-12)
+    # [30, 45): 7 until 01:00 -> 7; [45, 60): 7.
+    np.testing.assert_allclose(out[2:], [7.0, 7.0], atol=1e-12)
+
+
+def test_mwh_prices_are_converted_to_kwh(tmp_path: Path) -> None:
+    data = prices_only(series_csv(tmp_path, "p.csv", "price_usd_per_mwh", [45.0, -20.0] * 24, 60))
+    out = data.series_on("prices", DAY0.date(), 2, 60)
+    np.testing.assert_allclose(out, [0.045, -0.020], atol=1e-15)
+
+
+def test_horizon_past_the_data_repeats_previous_day(tmp_path: Path) -> None:
+    hourly = np.arange(48, dtype=float)  # two days, all hours distinct
+    data = prices_only(series_csv(tmp_path, "p.csv", "price_usd_per_kwh", hourly, 60))
+    day1 = (DAY0 + dt.timedelta(days=1)).date()
+    out = data.series_on("prices", day1, 24 * 12 * 3, 5)  # day 1 + two days past the data
+    last_day = np.repeat(hourly[24:], 12)
+    np.testing.assert_allclose(out, np.tile(last_day, 3), atol=1e-9)
+    # From the first day: day 0, day 1, then day 1 again.
+    out = data.series_on("prices", DAY0.date(), 3 * 24, 60)
+    np.testing.assert_allclose(out, np.concatenate([hourly, hourly[24:]]), atol=1e-9)
+
+
+def test_step_straddling_the_end_mixes_recorded_and_repeated(tmp_path: Path) -> None:
+    # 30-min samples for a day and 15 min: covered until 24:30 (00:00 + 49 * 30 min).
+    values = np.arange(49, dtype=float)
+    data = prices_only(series_csv(tmp_path, "p.csv", "price_usd_per_kwh", values, 30))
+    out = data.series_on("prices", DAY0.date(), 25, 60)
+    # Hour 24: [24:00, 24:30) recorded value 48; [24:30, 25:00) repeats [00:30, 01:00) = 1.
+    assert out[24] == pytest.approx((48.0 + 1.0) / 2)
+
+
+def test_series_before_first_sample_is_an_error(tmp_path: Path) -> None:
+    start = DAY0 + dt.timedelta(hours=1)
+    data = prices_only(series_csv(tmp_path, "p.csv", "price_usd_per_kwh", [0.2] * 30, 60, start))
+    with pytest.raises(ReplayError, match="start_days"):
+        data.series_on("prices", DAY0.date(), 12, 5)
+
+
+def test_timestamps_with_one_offset_are_read_as_local(tmp_path: Path) -> None:
+    rows = ["timestamp,ambient_c"] + [f"2025-06-02T{h:02d}:00:00-07:00,{h}" for h in range(24)]
+    data = load_replay(ReplayConfig(temperature_csv=write(tmp_path, "t.csv", rows)))
+    assert data.temperature is not None
+    assert data.temperature.timestamps[0] == np.datetime64("2025-06-02T00:00:00")
+    np.testing.assert_allclose(data.series_on("temperature", DAY0.date(), 3, 60), [0, 1, 2])
+
+
+# --------------------------------------------------------------------------------- start days
+def test_start_days_on_three_day_file(tmp_path: Path) -> None:
+    data = prices_only(series_csv(tmp_path, "p.csv", "price_usd_per_kwh", [0.2] * 72, 60))
+    days = [DAY0.date() + dt.timedelta(days=i) for i in range(3)]
+    assert data.start_days(288, 5) == days
+    assert data.start_days(2 * 288, 5) == days[:2]
+    assert data.start_days(96, 15) == days
+    assert data.start_days(3 * 96, 15) == days[:1]
+    with pytest.raises(ReplayError, match=r"needs 4 days.*3\.00 days"):
+        data.start_days(4 * 288, 5)
+
+
+def test_start_days_need_a_sample_at_or_before_midnight(tmp_path: Path) -> None:
+    start = DAY0 + dt.timedelta(minutes=5)
+    data = prices_only(series_csv(tmp_path, "p.csv", "price_usd_per_kwh", [0.2] * 71, 60, start))
+    # Covers 00:05 on day 0 until 23:05 on day 2: only day 1 is a full day from midnight.
+    assert data.start_days(288, 5) == [DAY0.date() + dt.timedelta(days=1)]
+
+
+def test_start_days_intersect_prices_and_sessions(tmp_path: Path) -> None:
+    prices = series_csv(tmp_path, "p.csv", "price_usd_per_kwh", [0.2] * 72, 60)
+    sessions = write(
+        tmp_path,
+        "s.csv",
+        ["arrival_time,energy_kwh", "2025-06-03T08:00,30", "2025-06-05T12:00,20"],
+    )
+    data = load_replay(ReplayConfig(prices_csv=prices, ev_sessions_csv=sessions))
+    # Prices: Jun 2..4; sessions: Jun 3..5.
+    assert data.start_days(288, 5) == [dt.date(2025, 6, 3), dt.date(2025, 6, 4)]
+    assert data.start_days(2 * 288, 5) == [dt.date(2025, 6, 3)]
+    with pytest.raises(ReplayError, match="sessions"):
+        data.start_days(3 * 288, 5)
+
+
+# ---------------------------------------------------------------------------- malformed files
+GOOD_TEMPS = ["2025-06-02T00:00,10", "2025-06-02T01:00,11", "2025-06-02T02:00,12"]
+
+MALFORMED = {
+    "missing column": (
+        "temperature_csv",
+        ["timestamp"] + [row.split(",")[0] for row in GOOD_TEMPS],
+        "1",
+        "ambient_c",
+    ),
+    "bad timestamp": (
+        "temperature_csv",
+        ["timestamp,ambient_c", GOOD_TEMPS[0], "2025-06-02 1 o'clock,11", GOOD_TEMPS[2]],
+        "3",
+        "timestamp",
+    ),
+    "nan": (
+        "temperature_csv",
+        ["timestamp,ambient_c", GOOD_TEMPS[0], GOOD_TEMPS[1], "2025-06-02T02:00,nan"],
+        "4",
+        "ambient_c",
+    ),
+    "gap": (
+        "prices_csv",
+        ["timestamp,price_usd_per_kwh"]
+        + [f"2025-06-02T00:{m:02d},0.2" for m in range(0, 60, 5)]
+        + ["2025-06-02T02:00,0.2", "2025-06-02T02:05,0.2"],
+        "14",
+        "timestamp",
+    ),
+    "non-increasing": (
+        "prices_csv",
+        [
+            "timestamp,price_usd_per_kwh",
+            "2025-06-02T00:00,0.2",
+            "2025-06-02T01:00,0.2",
+            "2025-06-02T01:00,0.3",
+        ],
+        "4",
+        "timestamp",
+    ),
+    "unknown column": (
+        "prices_csv",
+        ["timestamp,price_usd_per_kwh,node", "2025-06-02T00:00,0.2,X", "2025-06-02T01:00,0.2,X"],
+        "1",
+        "node",
+    ),
+    "temperature out of range": (
+        "temperature_csv",
+        ["timestamp,ambient_c", GOOD_TEMPS[0], "2025-06-02T01:00,75", GOOD_TEMPS[2]],
+        "3",
+        "ambient_c",
+    ),
+    "price out of range": (
+        "prices_csv",
+        ["timestamp,price_usd_per_kwh", "2025-06-02T00:00,0.2", "2025-06-02T01:00,250"],
+        "3",
+        "price_usd_per_kwh",
+    ),
+    "target not above arrival soc": (
+        "ev_sessions_csv",
+        [
+            "arrival_time,arrival_soc,target_soc",
+            "2025-06-02T08:00,0.2,0.8",
+            "2025-06-02T09:00,0.6,0.6",
+        ],
+        "3",
+        "target_soc",
+    ),
+    "negative energy": (
+        "ev_sessions_csv",
+        ["arrival_time,energy_kwh", "2025-06-02T08:00,20", "2025-06-02T09:00,-3"],
+        "3",
+        "energy_kwh",
+    ),
+    "soc above one": (
+        "ev_sessions_csv",
+        ["arrival_time,arrival_soc,target_soc", "2025-06-02T08:00,1.2,0.8"],
+        "2",
+        "arrival_soc",
+    ),
+    "sessions without a charge column": (
+        "ev_sessions_csv",
+        ["arrival_time,battery_kwh", "2025-06-02T08:00,75"],
+        "1",
+        "energy_kwh",
+    ),
+    "session row without a charge": (
+        "ev_sessions_csv",
+        ["arrival_time,energy_kwh,duration_min", "2025-06-02T08:00,20,", "2025-06-02T09:00,,"],
+        "3",
+        "energy_kwh",
+    ),
+    "mixed utc offsets": (
+        "temperature_csv",
+        ["timestamp,ambient_c", "2025-06-02T00:00-07:00,10", "2025-06-02T01:00-08:00,11"],
+        "3",
+        "timestamp",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_file_names_file_row_and_column(tmp_path: Path, case: str) -> None:
+    key, lines, row, column = MALFORMED[case]
+    path = write(tmp_path, f"bad_{case.replace(' ', '_')}.csv", lines)
+    with pytest.raises(ReplayError) as info:
+        load_replay(ReplayConfig(**{key: path}))
+    message = str(info.value)
+    assert Path(path).name in message
+    assert f"row {row}," in message
+    assert column in message
+
+
+def test_unknown_column_lists_allowed_columns(tmp_path: Path) -> None:
+    path = write(tmp_path, "s.csv", ["arrival_time,energy_kwh,station_id", "2025-06-02T08:00,20,7"])
+    with pytest.raises(ReplayError, match="station_id.*allowed columns: arrival_time, energy_kwh"):
+        load_replay(ReplayConfig(ev_sessions_csv=path))
+
+
+def test_misnamed_column_reports_unknown_and_missing(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.csv", ["timestamp,temperature", *GOOD_TEMPS])
+    with pytest.raises(ReplayError, match="'temperature'.*missing required column.*ambient_c"):
+        load_replay(ReplayConfig(temperature_csv=path))
+
+
+def test_row_with_wrong_number_of_fields(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.csv", ["timestamp,ambient_c", GOOD_TEMPS[0], "2025-06-02T01:00,11,3"])
+    with pytest.raises(ReplayError, match=r"t\.csv: row 3, .*3 fields"):
+        load_replay(ReplayConfig(temperature_csv=path))
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    path = str(tmp_path / "nowhere.csv")
+    with pytest.raises(ReplayError, match="nowhere.csv"):
+        load_replay(ReplayConfig(prices_csv=path))
+
+
+def test_gap_limit_is_at_least_one_hour(tmp_path: Path) -> None:
+    # 5-min data with a 55-min hole is accepted (limit max(10 min, 60 min)).
+    rows = ["timestamp,price_usd_per_kwh", "2025-06-02T00:00,0.2", "2025-06-02T00:05,0.5"]
+    rows += ["2025-06-02T01:00,0.3", "2025-06-02T01:05,0.3", "2025-06-02T01:10,0.3"]
+    data = prices_only(write(tmp_path, "p.csv", rows))
+    np.testing.assert_allclose(
+        data.series_on("prices", DAY0.date(), 1, 60), [(5 * 0.2 + 55 * 0.5) / 60]
+    )
+
+
+# -------------------------------------------------------------------------------------- cars
+SESSIONS = [
+    "arrival_time,energy_kwh,duration_min,battery_kwh,arrival_soc,target_soc,patience_min",
+    "2025-06-02T18:07:30,30,,,,,",  # unsorted on purpose
+    "2025-06-02T00:00:00,,,80,0.3,0.8,4",
+    "2025-06-02T09:14:59,,25,75,0.2,,",
+    "2025-06-02T09:15:00,100,,60,0.5,,",  # more than the battery holds -> target 1.0
+    "2025-06-02T23:59:59,10,,,0.4,,",
+    "2025-06-03T00:00:00,20,,,,,",  # next day: outside a one-day episode
+    "2025-06-01T23:59:00,20,,,,,",  # previous day
+]
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> ReplayData:
+    return load_replay(ReplayConfig(ev_sessions_csv=write(tmp_path, "sessions.csv", SESSIONS)))
+
+
+def test_cars_on_arrival_steps_and_recorded_values(sessions: ReplayData) -> None:
+    ev = EVConfig()
+    cars = sessions.cars_on(DAY0.date(), 288, 5, ev, np.random.default_rng(7))
+    np.testing.assert_array_equal(cars.arrival_step, [0, 110, 111, 217, 287])
+    assert cars.arrival_step.dtype == np.int64 and cars.curve_id.dtype == np.int64
+    # Row "00:00": everything recorded.
+    assert cars.battery_kwh[0] == 80 and cars.arrival_soc[0] == 0.3 and cars.target_soc[0] == 0.8
+    assert cars.patience_min[0] == 4
+    # Row "09:15": energy beyond the battery caps the target at 1.
+    assert cars.battery_kwh[2] == 60 and cars.target_soc[2] == 1.0
+    # Row "23:59:59": arrival soc recorded, battery drawn from the fleet.
+    assert cars.arrival_soc[4] == 0.4
+    assert cars.target_soc[4] == pytest.approx(0.4 + 10 / cars.battery_kwh[4])
+    assert set(cars.battery_kwh[[3, 4]]) <= {v.battery_kwh for v in ev.fleet}
+    assert np.all(cars.patience_min > 0) and np.all(cars.target_soc <= 1.0)
+    assert np.all(cars.target_soc > cars.arrival_soc)
+    # 15-min steps.
+    cars15 = sessions.cars_on(DAY0.date(), 96, 15, ev, np.random.default_rng(7))
+    np.testing.assert_array_equal(cars15.arrival_step, [0, 36, 37, 72, 95])
+
+
+def test_cars_on_is_deterministic_per_seed(sessions: ReplayData) -> None:
+    ev = EVConfig()
+    a = sessions.cars_on(DAY0.date(), 288, 5, ev, np.random.default_rng(3))
+    b = sessions.cars_on(DAY0.date(), 288, 5, ev, np.random.default_rng(3))
+    c = sessions.cars_on(DAY0.date(), 288, 5, ev, np.random.default_rng(4))
+    for name in (
+        "arrival_step",
+        "battery_kwh",
+        "arrival_soc",
+        "target_soc",
+        "patience_min",
+        "curve_id",
+        "power_scale",
+    ):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert not np.array_equal(a.patience_min, c.patience_min)
+
+
+def test_duration_only_session_integrates_the_acceptance_curve(sessions: ReplayData) -> None:
+    ev = EVConfig()
+    cars = sessions.cars_on(DAY0.date(), 288, 5, ev, np.random.default_rng(11))
+    i = 1  # 09:14:59, 25 min from SoC 0.2 with a 75 kWh battery
+    curve = ev.curves[sorted(ev.curves)[cars.curve_id[i]]]
+    soc = 0.2
+    for _ in range(25):
+        kw = min(float(np.interp(soc, curve.soc, curve.kw)) * cars.power_scale[i], 250.0)
+        soc = min(soc + kw / 60.0 / 75.0, 1.0)
+    assert cars.target_soc[i] == pytest.approx(soc, abs=1e-12)
+    assert 0.5 < cars.target_soc[i] < 1.0
+
+
+def test_soc_after_minutes_partial_minute_and_cap() -> None:
+    grid = np.array([0.0, 1.0])
+    kw = np.array([[60.0, 60.0]])  # flat 60 kW
+    out = _soc_after_minutes(
+        np.array([0.0, 0.5]),
+        np.array([2.5, 1000.0]),
+        np.array([10.0, 10.0]),
+        np.zeros(2, dtype=np.int64),
+        np.array([1.0, 10.0]),  # 600 kW -> capped at 250 kW
+        grid,
+        kw,
+        250.0,
+    )
+    assert out[0] == pytest.approx(2.5 / 10.0)  # 60 kW x 2.5 min = 2.5 kWh of 10
+    assert out[1] == 1.0
+
+
+def test_cars_on_empty_window(sessions: ReplayData) -> None:
+    cars = sessions.cars_on(dt.date(2025, 6, 10), 288, 5, EVConfig(), np.random.default_rng(0))
+    assert cars.arrival_step.shape == (0,) and cars.target_soc.shape == (0,)
+
+
+def test_session_log_sorts_by_arrival() -> None:
+    log = SessionLog(
+        arrival=np.array(["2025-06-02T10:00", "2025-06-02T08:00"], dtype="datetime64[s]"),
+        energy_kwh=np.array([10.0, 20.0]),
+        duration_min=np.full(2, np.nan),
+        battery_kwh=np.full(2, np.nan),
+        arrival_soc=np.full(2, np.nan),
+        target_soc=np.full(2, np.nan),
+        patience_min=np.full(2, np.nan),
+    )
+    np.testing.assert_array_equal(log.energy_kwh, [20.0, 10.0])
+
+
+def test_time_series_rejects_non_increasing() -> None:
+    with pytest.raises(ValueError, match="strictly increasing"):
+        TimeSeries(
+            np.array(["2025-06-02T01:00", "2025-06-02T00:00"], dtype="datetime64[s]"), np.ones(2)
+        )
+
+
+# ------------------------------------------------------------------------------------ example
+def test_example_scenario_replays_through_trace_sampler() -> None:
+    from megapod_gym.scenario.trace import TraceSampler
+
+    config = load_scenario(str(EXAMPLE))
+    assert config.replay.prices_csv is not None and Path(config.replay.prices_csv).is_absolute()
+    sampler = TraceSampler(config)
+    assert sampler.replay is not None
+    assert sampler.replay.sessions is not None and len(sampler.replay.sessions) >= 40
+    trace = sampler.sample([0, 1])
+    T, H = config.episode.n_steps, sampler.horizon_steps
+    assert trace.price_usd_per_kwh.shape == (2, T + H)
+    assert np.all(trace.n_cars > 0)
+    for b in range(2):
+        start = trace.start_date[b].astype(dt.date)
+        assert start in sampler.replay.start_days(T, config.episode.step_min)
+        np.testing.assert_allclose(
+            trace.price_usd_per_kwh[b],
+            sampler.replay.series_on("prices", start, T + H, config.episode.step_min),
+        )
+        np.testing.assert_allclose(
+            trace.ambient_c[b],
+            sampler.replay.series_on("temperature", start, T, config.episode.step_min),
+        )
+        n = int(trace.n_cars[b])
+        assert np.all(np.diff(trace.car_arrival_step[b, :n]) >= 0)
+        assert np.all(trace.car_arrival_step[b, :n] < T)
+    again = sampler.sample([0, 1])
+    np.testing.assert_array_equal(again.car_target_soc, trace.car_target_soc)
