@@ -49,7 +49,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of config keys (got {type(data).__name__})")
+        raise ConfigError(
+            f"{path}: top level must be a mapping of config keys (got {type(data).__name__})"
+        )
     return data
 
 
@@ -104,7 +106,11 @@ def _load_file(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     replay = merged.get("replay")
     if isinstance(replay, dict):  # CSV paths are relative to the file that names them
         for key, value in replay.items():
-            if isinstance(value, str) and key in data.get("replay", {}) and not Path(value).is_absolute():
+            if (
+                isinstance(value, str)
+                and key in data.get("replay", {})
+                and not Path(value).is_absolute()
+            ):
                 replay[key] = str((path.parent / value).resolve())
     return merged
 
@@ -175,7 +181,9 @@ def load_scenario(
         data = _load_file(path)
         source = str(path)
     else:
-        raise ConfigError(f"scenario must be a name, path, mapping or ScenarioConfig (got {type(scenario).__name__})")
+        raise ConfigError(
+            f"scenario must be a name, path, mapping or ScenarioConfig (got {type(scenario).__name__})"
+        )
     if overrides:
         data = deep_merge(data, expand_dotted(overrides))
         source += " + overrides"

@@ -121,7 +121,9 @@ class AcceptanceCurve(StrictModel):
     @model_validator(mode="after")
     def _consistent(self) -> AcceptanceCurve:
         if len(self.soc) != len(self.kw):
-            raise ValueError(f"soc and kw must have equal length (got {len(self.soc)} and {len(self.kw)})")
+            raise ValueError(
+                f"soc and kw must have equal length (got {len(self.soc)} and {len(self.kw)})"
+            )
         if len(self.soc) < 2:
             raise ValueError("needs at least 2 points")
         if self.soc[0] != 0.0 or self.soc[-1] != 1.0:
@@ -160,8 +162,12 @@ def _default_fleet() -> tuple[VehicleModel, ...]:
         VehicleModel(name="model_y_lr", share=0.45, battery_kwh=75.0),  # DF §2a ~75 kWh (S)
         VehicleModel(name="model_3_lr", share=0.30, battery_kwh=78.0),  # DF §2a 75-80 kWh (S)
         VehicleModel(name="model_s_x", share=0.08, battery_kwh=95.0),  # DF §2a ~95 kWh (E)
-        VehicleModel(name="cybertruck", share=0.05, battery_kwh=123.0, power_scale=1.3),  # DF §1 ~325 kW peak
-        VehicleModel(name="non_tesla", share=0.12, battery_kwh=77.4, curve="ioniq5"),  # DF §2a Ioniq 5 LR
+        VehicleModel(
+            name="cybertruck", share=0.05, battery_kwh=123.0, power_scale=1.3
+        ),  # DF §1 ~325 kW peak
+        VehicleModel(
+            name="non_tesla", share=0.12, battery_kwh=77.4, curve="ioniq5"
+        ),  # DF §2a Ioniq 5 LR
     )
 
 
@@ -291,7 +297,9 @@ class PUECurve(StrictModel):
 class ComputeConfig(StrictModel):
     """The Megapod: IT capacity, power-capping curves, workloads and their value."""
 
-    it_kw: PositiveFloat = 1200.0  # DESIGN §7: ~1.2 MW IT on 1.5 MVA = 10 GB200-NVL72 racks x 120 kW (DF §4a, S)
+    it_kw: PositiveFloat = (
+        1200.0  # DESIGN §7: ~1.2 MW IT on 1.5 MVA = 10 GB200-NVL72 racks x 120 kW (DF §4a, S)
+    )
     training_exponent: float = Field(0.4, gt=0.0, le=1.0)  # DF §4c: training f = p^0.4 (E)
     inference_exponent: float = Field(0.15, gt=0.0, le=1.0)  # DF §4c: inference f = p^0.15 (E)
     cap_floor_frac: float = Field(0.29, gt=0.0, lt=1.0)  # DF §4a: cap floor 0.29 x TDP (P)
@@ -336,8 +344,30 @@ class RealtimePriceModel(StrictModel):
 
     mean_usd_per_mwh: float = Field(45.0, ge=-100.0, le=1000.0)  # DF §5c CAISO-like mean (E)
     hourly_shape: tuple[float, ...] = (
-        0.9, 0.85, 0.8, 0.8, 0.85, 0.95, 1.05, 0.9, 0.5, 0.3, 0.22, 0.22,
-        0.22, 0.22, 0.25, 0.4, 0.8, 1.4, 2.0, 2.0, 2.0, 1.7, 1.2, 1.0,
+        0.9,
+        0.85,
+        0.8,
+        0.8,
+        0.85,
+        0.95,
+        1.05,
+        0.9,
+        0.5,
+        0.3,
+        0.22,
+        0.22,
+        0.22,
+        0.22,
+        0.25,
+        0.4,
+        0.8,
+        1.4,
+        2.0,
+        2.0,
+        2.0,
+        1.7,
+        1.2,
+        1.0,
     )  # fmt: skip  DF §5c: midday ~$10, evening 18-21 h ~$90 (E)
     day_factor_sigma: NonNegFloat = 0.15  # E: day-to-day level variation
     noise_sigma: NonNegFloat = 0.35  # DF §5c: lognormal noise sigma 0.35 (E)
@@ -383,8 +413,14 @@ class TariffConfig(StrictModel):
     energy_price: Literal["tou", "realtime"] = "tou"
     # DF §5a PG&E BEV-2-S energy (S): peak 16-21 h ~$0.41, super-off-peak 09-14 h ~$0.17, off-peak ~$0.20.
     tou: tuple[TOUPeriod, ...] = (
-        TOUPeriod(name="peak", price_usd_per_kwh=0.41, window=TimeWindow(start_hour=16, end_hour=21)),
-        TOUPeriod(name="super_off_peak", price_usd_per_kwh=0.17, window=TimeWindow(start_hour=9, end_hour=14)),
+        TOUPeriod(
+            name="peak", price_usd_per_kwh=0.41, window=TimeWindow(start_hour=16, end_hour=21)
+        ),
+        TOUPeriod(
+            name="super_off_peak",
+            price_usd_per_kwh=0.17,
+            window=TimeWindow(start_hour=9, end_hour=14),
+        ),
         TOUPeriod(name="off_peak", price_usd_per_kwh=0.20, window=TimeWindow()),
     )
     realtime: RealtimePriceModel = RealtimePriceModel()
@@ -395,8 +431,12 @@ class TariffConfig(StrictModel):
     demand_charges: tuple[DemandCharge, ...] = (
         DemandCharge(name="subscription_overage", usd_per_kw_month=3.82, threshold_kw=1000.0),
     )
-    billing_days: PositiveFloat = 30.0  # demand charges are prorated from this period to the episode
-    export_price_frac_of_energy: float = Field(0.75, ge=0.0, le=1.0)  # E: export earns 75 % of import price
+    billing_days: PositiveFloat = (
+        30.0  # demand charges are prorated from this period to the episode
+    )
+    export_price_frac_of_energy: float = Field(
+        0.75, ge=0.0, le=1.0
+    )  # E: export earns 75 % of import price
     carbon_price_usd_per_tonne: NonNegFloat = 0.0  # optional; 0 = no carbon cost
     # DF §5d CAISO-like marginal intensity by hour (E), g/kWh.
     carbon_g_per_kwh: tuple[NonNegFloat, ...] = (

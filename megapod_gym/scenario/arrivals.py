@@ -26,7 +26,9 @@ class CarArrivals:
 def arrival_rate_per_h(ev: EVConfig, cal: Calendar) -> np.ndarray:
     """Expected arrivals per hour at each step (hour-of-day profile x weekday factor)."""
     profile = np.asarray(ev.hourly_profile) / np.sum(ev.hourly_profile)
-    return ev.arrivals_per_day * profile[cal.hour_index] * np.asarray(ev.weekday_factors)[cal.weekday]
+    return (
+        ev.arrivals_per_day * profile[cal.hour_index] * np.asarray(ev.weekday_factors)[cal.weekday]
+    )
 
 
 def sample_beta(spec: BetaSpec, n: int, rng: np.random.Generator) -> np.ndarray:

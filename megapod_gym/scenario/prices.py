@@ -35,7 +35,9 @@ def realtime_price(
     n = cal.hour.shape[0]
     shape = np.asarray(model.hourly_shape) / np.mean(model.hourly_shape)
     n_days = int(cal.day[-1]) + 1
-    day_factor = np.exp(rng.normal(0.0, model.day_factor_sigma, n_days) - 0.5 * model.day_factor_sigma**2)
+    day_factor = np.exp(
+        rng.normal(0.0, model.day_factor_sigma, n_days) - 0.5 * model.day_factor_sigma**2
+    )
     forecast = model.mean_usd_per_mwh * shape[cal.hour_index] * day_factor[cal.day]
 
     # AR(1) in log space with stationary sd = noise_sigma, mean-corrected so E[noise] = 1.
@@ -58,6 +60,8 @@ def realtime_price(
         p_end = 1.0 / max(model.spike_duration_steps, 1.0)
         for s in np.flatnonzero(starts):
             length = int(rng.geometric(p_end))
-            spike[s : s + length] = np.maximum(spike[s : s + length], rng.uniform(*model.spike_usd_per_mwh))
+            spike[s : s + length] = np.maximum(
+                spike[s : s + length], rng.uniform(*model.spike_usd_per_mwh)
+            )
     price = np.where(spike > 0, np.maximum(price, spike), price)
     return price, forecast

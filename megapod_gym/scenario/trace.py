@@ -125,7 +125,10 @@ class TraceSampler:
             in_range = [d for d in days if lo <= d.timetuple().tm_yday <= hi]
             return in_range or days
         first = dt.date(ep.year, 1, 1)
-        return [first + dt.timedelta(days=d - 1) for d in range(ep.start_day_of_year[0], ep.start_day_of_year[1] + 1)]
+        return [
+            first + dt.timedelta(days=d - 1)
+            for d in range(ep.start_day_of_year[0], ep.start_day_of_year[1] + 1)
+        ]
 
     def sample(self, seeds: Sequence[int] | np.ndarray) -> ExogenousTrace:
         """One trace row per seed."""
@@ -159,7 +162,9 @@ class TraceSampler:
 
         ev = cfg.ev
         ev_price = np.where(
-            window_mask(ev.retail_peak_window, ep_cal), ev.retail_peak_usd_per_kwh, ev.retail_offpeak_usd_per_kwh
+            window_mask(ev.retail_peak_window, ep_cal),
+            ev.retail_peak_usd_per_kwh,
+            ev.retail_offpeak_usd_per_kwh,
         )
 
         # Ambient temperature: monthly mean + daily cosine + AR(1) noise.
@@ -177,21 +182,44 @@ class TraceSampler:
 
         inference = np.clip(
             compute.inference_mean_frac
-            + compute.inference_amplitude_frac * np.cos(2 * np.pi * (ep_cal.hour - compute.inference_peak_hour) / 24.0)
+            + compute.inference_amplitude_frac
+            * np.cos(2 * np.pi * (ep_cal.hour - compute.inference_peak_hour) / 24.0)
             + ar1_series(T, compute.inference_noise_frac, phi, rng),
             0.0,
             1.0,
         )
         training = np.full(T, compute.training_arrival_h_per_day / 24.0 * compute.it_kw * ep.dt_h)
         carbon = np.asarray(tariff.carbon_g_per_kwh, dtype=np.float64)[ep_cal.hour_index]
-        demand = np.stack([window_mask(d.window, ep_cal) for d in tariff.demand_charges], axis=-1) if tariff.demand_charges else np.zeros((T, 0), dtype=bool)
+        demand = (
+            np.stack([window_mask(d.window, ep_cal) for d in tariff.demand_charges], axis=-1)
+            if tariff.demand_charges
+            else np.zeros((T, 0), dtype=bool)
+        )
 
         rate = arrival_rate_per_h(ev, cal)
         if self.replay is not None and self.replay.sessions is not None:
             cars = self.replay.cars_on(start, T, ep.step_min, ev, rng)
         else:
             cars = sample_cars(ev, rate[:T], ep.dt_h, rng)
-        return _single_row(seed, ep.step_min, T, H, start, cal, price, forecast, export, ev_price, ambient, inference, training, carbon, demand, rate, cars)
+        return _single_row(
+            seed,
+            ep.step_min,
+            T,
+            H,
+            start,
+            cal,
+            price,
+            forecast,
+            export,
+            ev_price,
+            ambient,
+            inference,
+            training,
+            carbon,
+            demand,
+            rate,
+            cars,
+        )
 
 
 def _has_replay(config: ScenarioConfig) -> bool:

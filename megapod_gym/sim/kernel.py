@@ -296,12 +296,30 @@ def prepare_sites(
 ) -> None:
     """``prepare_site`` for each listed site (after a reset)."""
     for b in sites:
-        prepare_site(b, par, curves, pue_tab, dem, ser, dact, car, fs, ist, peak, stall, stf, cstat, cdyn, meas)
+        prepare_site(
+            b,
+            par,
+            curves,
+            pue_tab,
+            dem,
+            ser,
+            dact,
+            car,
+            fs,
+            ist,
+            peak,
+            stall,
+            stf,
+            cstat,
+            cdyn,
+            meas,
+        )
     return 0
 
 
 @njit(cache=True)
 def step_batch(
+    active: np.ndarray,
     act: np.ndarray,
     par: np.ndarray,
     curves: np.ndarray,
@@ -320,24 +338,29 @@ def step_batch(
     out: np.ndarray,
     meas: np.ndarray,
 ) -> int:
-    """Advance every site one step with the requested setpoints ``act[b] = (IT fraction,
-    battery kW (+ discharge), EV AC cap kW)``.
+    """Advance every site ``b`` with ``active[b]`` one step with the requested setpoints
+    ``act[b] = (IT fraction, battery kW (+ discharge), EV AC cap kW)``; inactive sites are left
+    untouched (their output row is zeroed).
 
     Returns 0, or without touching any state: ``STEP_BAD_ACTION`` if a setpoint is NaN (or the IT
     fraction or battery power infinite), ``STEP_EPISODE_OVER`` if a site needs a reset first.
     """
     B = par.shape[0]
     for b in range(B):
+        if not active[b]:
+            continue
         if ist[b, L.I_T] >= int(par[b, L.P_N_STEPS]):
             return STEP_EPISODE_OVER
         if not (math.isfinite(act[b, 0]) and math.isfinite(act[b, 1])) or math.isnan(act[b, 2]):
             return STEP_BAD_ACTION
     for b in range(B):
+        o = out[b]
+        o[:] = 0.0
+        if not active[b]:
+            continue
         p = par[b]
         f = fs[b]
         s_ = ser[b]
-        o = out[b]
-        o[:] = 0.0
         t = ist[b, L.I_T]
         dt_h = p[L.P_DT_H]
         step_min = p[L.P_STEP_MIN]
@@ -371,8 +394,14 @@ def step_batch(
         if e_kwh > 0.0:
             eta_c = p[L.P_BATTERY_CHARGE_EFFICIENCY]
             eta_d = p[L.P_BATTERY_DISCHARGE_EFFICIENCY]
-            dis_max = min(p[L.P_BATTERY_DISCHARGE_KW], max(soc - p[L.P_BATTERY_SOC_MIN], 0.0) * e_kwh * eta_d / dt_h)
-            ch_max = min(p[L.P_BATTERY_CHARGE_KW], max(p[L.P_BATTERY_SOC_MAX] - soc, 0.0) * e_kwh / (eta_c * dt_h))
+            dis_max = min(
+                p[L.P_BATTERY_DISCHARGE_KW],
+                max(soc - p[L.P_BATTERY_SOC_MIN], 0.0) * e_kwh * eta_d / dt_h,
+            )
+            ch_max = min(
+                p[L.P_BATTERY_CHARGE_KW],
+                max(p[L.P_BATTERY_SOC_MAX] - soc, 0.0) * e_kwh / (eta_c * dt_h),
+            )
             aux = p[L.P_BATTERY_AUX_KW]
         else:
             eta_c = 1.0
@@ -470,7 +499,9 @@ def step_batch(
         backlog = f[L.F_BACKLOG_KWH]
         if train > backlog:
             train = backlog
-        backlog = min(backlog - train + s_[L.S_TRAINING_ARRIVAL_KWH, t], p[L.P_TRAINING_BACKLOG_MAX_KWH])
+        backlog = min(
+            backlog - train + s_[L.S_TRAINING_ARRIVAL_KWH, t], p[L.P_TRAINING_BACKLOG_MAX_KWH]
+        )
         f[L.F_BACKLOG_KWH] = backlog
         inf_unmet = inf_d - inf_served
         pr_cost = 0.0
@@ -478,9 +509,17 @@ def step_batch(
         value_tr = p[L.P_TRAINING_VALUE_USD_PER_KWH]
         if was_running and not run_now:  # checkpoint minutes are lost work
             prev_frac = max(f[L.F_PREV_IT_FRAC], floor)
-            pr_cost = p[L.P_CHECKPOINT_MIN] / 60.0 * it_cap * prev_frac ** p[L.P_TRAINING_EXPONENT] * value_tr
+            pr_cost = (
+                p[L.P_CHECKPOINT_MIN]
+                / 60.0
+                * it_cap
+                * prev_frac ** p[L.P_TRAINING_EXPONENT]
+                * value_tr
+            )
         elif run_now and not was_running:  # restore minutes are lost work
-            pr_cost = p[L.P_RESUME_MIN] / 60.0 * it_cap * it_frac ** p[L.P_TRAINING_EXPONENT] * value_tr
+            pr_cost = (
+                p[L.P_RESUME_MIN] / 60.0 * it_cap * it_frac ** p[L.P_TRAINING_EXPONENT] * value_tr
+            )
         f[L.F_RUNNING] = 1.0 if run_now else 0.0
 
         # ------------------------------------------------------------- 3. queue
@@ -534,7 +573,9 @@ def step_batch(
         o[L.O_BATTERY_AUX_KW] = aux
         o[L.O_BATTERY_LOSS_KW] = loss
         ev_rev = ev_dc * dt_h * s_[L.S_EV_PRICE_USD_PER_KWH, t]
-        comp_val = train * value_tr + inf_served * it_cap * dt_h * p[L.P_INFERENCE_VALUE_USD_PER_KWH]
+        comp_val = (
+            train * value_tr + inf_served * it_cap * dt_h * p[L.P_INFERENCE_VALUE_USD_PER_KWH]
+        )
         energy = imp * dt_h * s_[L.S_PRICE_USD_PER_KWH, t]
         export_rev = exp_kw * dt_h * s_[L.S_EXPORT_PRICE_USD_PER_KWH, t]
         degr = dis * dt_h * p[L.P_BATTERY_DEGRADATION_USD_PER_KWH]
@@ -554,7 +595,17 @@ def step_batch(
         o[L.O_PAUSE_RESUME_COST_USD] = pr_cost
         o[L.O_CARBON_COST_USD] = carbon_cost
         o[L.O_TOTAL_USD] = (
-            ev_rev + comp_val - energy + export_rev - demand_usd - degr - sla - wait_pen - balk_pen - pr_cost - carbon_cost
+            ev_rev
+            + comp_val
+            - energy
+            + export_rev
+            - demand_usd
+            - degr
+            - sla
+            - wait_pen
+            - balk_pen
+            - pr_cost
+            - carbon_cost
         )
         o[L.O_COMPUTE_FRAC_REQUESTED] = frac_req
         o[L.O_COMPUTE_FRAC] = it_frac
@@ -571,7 +622,9 @@ def step_batch(
         o[L.O_TRAINING_WORK_KWH] = train
         o[L.O_INFERENCE_SERVED_KWH] = inf_served * it_cap * dt_h
         o[L.O_INFERENCE_UNMET_KWH] = inf_unmet * it_cap * dt_h
-        o[L.O_ENERGY_BALANCE_RESIDUAL_KWH] = (imp - exp_kw + dis - chg - ev_ac_used - comp - aux) * dt_h
+        o[L.O_ENERGY_BALANCE_RESIDUAL_KWH] = (
+            imp - exp_kw + dis - chg - ev_ac_used - comp - aux
+        ) * dt_h
         o[L.O_BATTERY_SOC_FRAC] = soc
         o[L.O_PEAK_DEMAND_KW] = peak_any
 
@@ -584,5 +637,22 @@ def step_batch(
 
         # ------------------------------------------------------------- 5. next step
         ist[b, L.I_T] = t + 1
-        prepare_site(b, par, curves, pue_tab, dem, ser, dact, car, fs, ist, peak, stall, stf, cstat, cdyn, meas)
+        prepare_site(
+            b,
+            par,
+            curves,
+            pue_tab,
+            dem,
+            ser,
+            dact,
+            car,
+            fs,
+            ist,
+            peak,
+            stall,
+            stf,
+            cstat,
+            cdyn,
+            meas,
+        )
     return 0

@@ -179,7 +179,9 @@ FSTATE_INDEX = {n: i for i, n in enumerate(FSTATE_FIELDS)}
 ISTATE_INDEX = {n: i for i, n in enumerate(ISTATE_FIELDS)}
 OUT_INDEX = {n: i for i, n in enumerate(OUT_FIELDS)}
 MEAS_INDEX = {n: i for i, n in enumerate(MEAS_FIELDS)}
-LEDGER_FIELDS: tuple[str, ...] = OUT_FIELDS[OUT_INDEX["ev_revenue_usd"] : OUT_INDEX["total_usd"] + 1]
+LEDGER_FIELDS: tuple[str, ...] = OUT_FIELDS[
+    OUT_INDEX["ev_revenue_usd"] : OUT_INDEX["total_usd"] + 1
+]
 
 for _prefix, _fields in (
     ("P_", PARAM_FIELDS),

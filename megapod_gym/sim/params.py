@@ -50,7 +50,14 @@ def _table(xs: Sequence[float], ys: Sequence[float], n: int) -> np.ndarray:
 
 
 def _scalar_row(cfg: ScenarioConfig) -> np.ndarray:
-    ep, grid, ch, ev, bat, comp = cfg.episode, cfg.grid, cfg.chargers, cfg.ev, cfg.battery, cfg.compute
+    ep, grid, ch, ev, bat, comp = (
+        cfg.episode,
+        cfg.grid,
+        cfg.chargers,
+        cfg.ev,
+        cfg.battery,
+        cfg.compute,
+    )
     values = {
         "dt_h": ep.dt_h,
         "step_min": ep.step_min,
@@ -94,7 +101,9 @@ def _scalar_row(cfg: ScenarioConfig) -> np.ndarray:
     return row
 
 
-def build_params(configs: ScenarioConfig | Sequence[ScenarioConfig], batch_size: int = 1) -> SiteParams:
+def build_params(
+    configs: ScenarioConfig | Sequence[ScenarioConfig], batch_size: int = 1
+) -> SiteParams:
     """Parameters for a batch: one config repeated ``batch_size`` times, or one config per site.
 
     All configs of a batch must share the time step and episode length (they step in lockstep).
@@ -104,7 +113,9 @@ def build_params(configs: ScenarioConfig | Sequence[ScenarioConfig], batch_size:
         raise ValueError("need at least one config")
     steps = {(c.episode.step_min, c.episode.n_steps) for c in cfgs}
     if len(steps) != 1:
-        raise ValueError(f"all sites of a batch must share episode.step_min and length; got {sorted(steps)}")
+        raise ValueError(
+            f"all sites of a batch must share episode.step_min and length; got {sorted(steps)}"
+        )
     B = len(cfgs)
     curve_names = [sorted(c.ev.curves) for c in cfgs]
     C = max(len(n) for n in curve_names)

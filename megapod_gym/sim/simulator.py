@@ -38,7 +38,9 @@ class SiteSimulator:
     arguments; read it through :meth:`state`, :meth:`measurements` and :meth:`outputs`.
     """
 
-    def __init__(self, configs: ScenarioConfig | Sequence[ScenarioConfig], batch_size: int = 1) -> None:
+    def __init__(
+        self, configs: ScenarioConfig | Sequence[ScenarioConfig], batch_size: int = 1
+    ) -> None:
         self.configs: list[ScenarioConfig] = (
             [configs] * batch_size if isinstance(configs, ScenarioConfig) else list(configs)
         )
@@ -66,6 +68,7 @@ class SiteSimulator:
         self.meas = np.zeros((B, L.N_MEAS))
         self.start_date = np.zeros(B, dtype="datetime64[D]")
         self.seeds = np.zeros(B, dtype=np.int64)
+        self._all = np.ones(B, dtype=np.bool_)
         self._grow_cars(64)
 
     @property
@@ -100,11 +103,21 @@ class SiteSimulator:
     # ------------------------------------------------------------------------------- reset
     def reset(self, trace: ExogenousTrace, sites: Sequence[int] | np.ndarray | None = None) -> None:
         """Load ``trace`` rows into ``sites`` (all sites by default) and reset their state."""
-        idx = np.arange(self.batch_size) if sites is None else np.asarray(sites, dtype=np.int64).reshape(-1)
+        idx = (
+            np.arange(self.batch_size)
+            if sites is None
+            else np.asarray(sites, dtype=np.int64).reshape(-1)
+        )
         if trace.batch_size != idx.shape[0]:
             raise ValueError(f"trace has {trace.batch_size} rows for {idx.shape[0]} sites")
-        if (trace.n_steps, trace.horizon_steps, trace.step_min) != (self.n_steps, self.horizon_steps, self.step_min):
-            raise ValueError("trace length, horizon or step does not match the simulator's scenario")
+        if (trace.n_steps, trace.horizon_steps, trace.step_min) != (
+            self.n_steps,
+            self.horizon_steps,
+            self.step_min,
+        ):
+            raise ValueError(
+                "trace length, horizon or step does not match the simulator's scenario"
+            )
         if trace.demand_active.shape[2] != self.params.n_demand_charges:
             raise ValueError("trace has a different number of demand charges than the scenario")
         T = self.n_steps
@@ -127,7 +140,8 @@ class SiteSimulator:
         self.fstate[idx] = 0.0
         self.fstate[idx, L.F_BATTERY_SOC] = [self.configs[i].battery.initial_soc for i in idx]
         self.fstate[idx, L.F_BACKLOG_KWH] = [
-            self.configs[i].compute.training_backlog_initial_h * self.configs[i].compute.it_kw for i in idx
+            self.configs[i].compute.training_backlog_initial_h * self.configs[i].compute.it_kw
+            for i in idx
         ]
         self.fstate[idx, L.F_RUNNING] = 1.0
         self.fstate[idx, L.F_PREV_IT_FRAC] = 1.0
@@ -168,12 +182,21 @@ class SiteSimulator:
         a[:, L.A_EV_CAP_KW] = ev_cap_kw
         return self.step_actions(a)
 
-    def step_actions(self, actions: np.ndarray) -> np.ndarray:
+    def step_actions(self, actions: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
         """Like :meth:`step` with the setpoints as one array ``[B, 3]`` (IT fraction, battery kW,
-        EV cap kW); NaN anywhere or an infinite IT fraction or battery power is a ``ValueError``."""
+        EV cap kW); NaN anywhere or an infinite IT fraction or battery power is a ``ValueError``.
+        ``active`` (bool ``[B]``) leaves the other sites untouched (output rows zeroed)."""
         if actions.shape != (self.batch_size, 3) or actions.dtype != np.float64:
-            actions = np.ascontiguousarray(np.broadcast_to(actions, (self.batch_size, 3)), dtype=np.float64)
-        code = step_batch(actions, *self._kernel_args, self.out, self.meas)
+            actions = np.ascontiguousarray(
+                np.broadcast_to(actions, (self.batch_size, 3)), dtype=np.float64
+            )
+        code = step_batch(
+            self._all if active is None else active,
+            actions,
+            *self._kernel_args,
+            self.out,
+            self.meas,
+        )
         if code == STEP_BAD_ACTION:
             raise ValueError(
                 "setpoints must be finite numbers (the EV cap may be +inf); got "
