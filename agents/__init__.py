@@ -1,0 +1,1 @@
+"""Policies (baselines, hindsight optimum, MPC, trained and exported models), evaluation and the CLI."""
