@@ -106,7 +106,7 @@ def _features(
             "prev_ev_cap_kw", "kW", 0.0, lim, "charger AC power applied last step (/ import limit)"
         ),
         Feature("compute_paused", "0/1", 0.0, 1.0, "compute is paused (standby)"),
-        Feature("episode_progress_frac", "-", 0.0, 1.0, "elapsed share of the episode"),
+        Feature("hours_left_h", "h", 0.0, 24.0, "hours to the episode end, capped at 24"),
     )
 
 

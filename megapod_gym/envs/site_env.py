@@ -111,7 +111,7 @@ class MegapodSiteEnv(gym.Env[np.ndarray, np.ndarray]):
     | 23    | prev_battery_kw                  | kW           | 0      | P     |
     | 24    | prev_ev_cap_kw                   | kW           | 0      | L     |
     | 25    | compute_paused                   | 0/1          | 0      | 1     |
-    | 26    | episode_progress_frac            | -            | 0      | 1     |
+    | 26    | hours_left_h                     | h            | 0      | 24    |
 
     Price forecasts are exact for TOU tariffs; for real-time prices they are the day-ahead view
     (daily shape, day level and negative-price hours, without intraday noise or spikes).

@@ -272,7 +272,7 @@ def prepare_site(
     m[L.M_PREV_BATTERY_KW] = f[L.F_PREV_BATTERY_KW]
     m[L.M_PREV_EV_CAP_KW] = f[L.F_PREV_EV_KW]
     m[L.M_COMPUTE_PAUSED] = 0.0 if f[L.F_RUNNING] > 0.5 else 1.0
-    m[L.M_EPISODE_PROGRESS_FRAC] = t / T
+    m[L.M_HOURS_LEFT_H] = min((T - t) * p[L.P_DT_H], 24.0)
 
 
 @njit(cache=True)

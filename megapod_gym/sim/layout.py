@@ -127,7 +127,7 @@ MEAS_FIELDS: tuple[str, ...] = (
     "prev_battery_kw",
     "prev_ev_cap_kw",
     "compute_paused",
-    "episode_progress_frac",
+    "hours_left_h",  # hours to the episode end, capped at 24 (stationary over long episodes)
 )
 
 # Trace series packed in one array [B, len(SERIES_FIELDS), T + H] (step-only series are zero-padded

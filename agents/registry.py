@@ -1,0 +1,45 @@
+"""Resolve a policy by name (baselines, oracle-replay, mpc) or by path (a trained run or model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agents.baselines import BASELINES
+from agents.policy import Policy
+
+SEARCH_POLICIES = ("oracle-replay", "mpc")
+
+
+def policy_names() -> list[str]:
+    """Every policy available by name."""
+    return [*BASELINES, *SEARCH_POLICIES]
+
+
+def make_policy(name_or_path: str) -> Policy:
+    """A fresh policy instance.
+
+    Raises
+    ------
+    ValueError
+        With the list of valid names when ``name_or_path`` is neither a known name nor an
+        existing path.
+    """
+    if name_or_path in BASELINES:
+        return BASELINES[name_or_path]()  # type: ignore[return-value]
+    if name_or_path == "oracle-replay":
+        from agents.oracle import HindsightPolicy
+
+        return HindsightPolicy()
+    if name_or_path == "mpc":
+        from agents.mpc import MPCPolicy
+
+        return MPCPolicy()
+    path = Path(name_or_path)
+    if path.exists():
+        from agents.trained import load_trained_policy
+
+        return load_trained_policy(path)
+    raise ValueError(
+        f"unknown policy {name_or_path!r}: not a policy name ({', '.join(policy_names())}) "
+        "and no such run folder or model file"
+    )
