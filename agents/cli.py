@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from megapod_gym.config import ConfigError
 
@@ -13,6 +15,71 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from agents.simulate import simulate
 
     print(simulate(args.scenario, args.policy, args.days, seed=args.seed, plot=args.plot))
+    return 0
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from agents.benchmark import DEFAULT_POLICIES, markdown_table, run_benchmark, write_outputs
+    from megapod_gym.config import load_scenario, scenario_names
+
+    scenarios = args.scenarios or scenario_names()
+    policies = args.policies or list(DEFAULT_POLICIES)
+    from agents.registry import make_policy
+
+    for p in policies:
+        if p != "hindsight-optimum":
+            make_policy(p)  # fail fast with the list of valid names
+    result = run_benchmark(
+        scenarios, policies, n_episodes=args.episodes, days=args.days, jobs=args.jobs
+    )
+    dt_h = load_scenario(scenarios[0]).episode.dt_h
+    paths = write_outputs(result, args.out, dt_h)
+    print(markdown_table(result.summary()))
+    print(
+        f"\nwritten to {Path(args.out).resolve()}: {', '.join(sorted(p.name for p in paths.values()))}"
+    )
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    args.scenarios = [args.scenario]
+    args.policies = [args.policy]
+    return _cmd_benchmark(args)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from agents.train import train
+    from agents.train_config import load_train_config
+
+    out = Path(args.out) if args.out else None
+    if args.resume:
+        if out is None:
+            raise ValueError("--resume needs --out RUN_DIR")
+        cfg = load_train_config(out / "config.yaml", {"n_timesteps": args.total_timesteps})
+    else:
+        overrides = {
+            "scenario": args.scenario,
+            "seed": args.seed,
+            "n_timesteps": args.total_timesteps,
+        }
+        cfg = load_train_config(args.config, overrides)
+        out = out or Path("runs") / f"{cfg.algo}-{Path(cfg.scenario).stem}-seed{cfg.seed}"
+    metrics = train(cfg, out, resume=args.resume)
+    print((out / "summary.txt").read_text())
+    return 0 if metrics else 1
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from agents.demo import run_demo
+
+    print(run_demo(Path(args.out), total_timesteps=args.total_timesteps, force=args.force))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from agents.compare import compare_runs
+
+    print(compare_runs([Path(r) for r in args.runs], Path(args.out)))
     return 0
 
 
@@ -34,15 +101,95 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=EVAL_SEED_BASE, help="trace seed")
     p.add_argument("--plot", default=None, help="write the dispatch plot to this PNG")
     p.set_defaults(func=_cmd_simulate)
+
+    def add_eval_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--episodes",
+            type=int,
+            default=5,
+            help="held-out evaluation episodes (seeds from 1,000,000)",
+        )
+        p.add_argument("--days", type=float, default=1.0, help="days per episode")
+        p.add_argument(
+            "--jobs", type=int, default=None, help="worker processes (default: CPU count)"
+        )
+
+    p = sub.add_parser(
+        "evaluate", help="one policy vs greedy and the hindsight optimum on held-out traces"
+    )
+    p.add_argument("--policy", required=True, help="policy name or trained run folder / model path")
+    p.add_argument("--scenario", default=DEFAULT_SCENARIO)
+    p.add_argument("--out", default="runs/evaluate", help="output folder")
+    add_eval_args(p)
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "benchmark",
+        help="every policy x scenario on the same held-out traces -> CSV, Markdown, plots",
+    )
+    p.add_argument(
+        "--scenarios",
+        nargs="+",
+        default=None,
+        help="scenario names or paths (default: all presets)",
+    )
+    p.add_argument(
+        "--policies",
+        nargs="+",
+        default=None,
+        help="policy names or run folders (default: every baseline, MPC and oracle-replay)",
+    )
+    p.add_argument("--out", default="runs/benchmark", help="output folder")
+    add_eval_args(p)
+    p.set_defaults(func=_cmd_benchmark)
+
+    p = sub.add_parser("train", help="train an SB3 agent from a YAML config")
+    p.add_argument(
+        "--config", default="configs/train/ppo.yaml", help="training YAML (configs/train/*.yaml)"
+    )
+    p.add_argument("--scenario", default=None, help="override the config's scenario")
+    p.add_argument("--seed", type=int, default=None, help="override the config's seed (< 10,000)")
+    p.add_argument("--total-timesteps", type=int, default=None, help="override n_timesteps")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="run folder (default runs/ALGO-SCENARIO-seedN; never overwritten)",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "demo", help="the main job: train PPO briefly, compare with every baseline and the optimum"
+    )
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument(
+        "--total-timesteps",
+        type=int,
+        default=None,
+        help="training budget (default: ~10 min on 2 cores)",
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing runs/demo")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser(
+        "compare", help="learning curves and final metrics of training runs (Markdown + PNG)"
+    )
+    p.add_argument("runs", nargs="+", help="run folders")
+    p.add_argument("--out", default="runs/compare", help="output folder")
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Small policy networks run much faster on one torch thread on few-core machines.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, ValueError, FileNotFoundError) as exc:
+    except (ConfigError, ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"megapod {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,7 +1,8 @@
 """Run any policy on fixed traces and summarize episodes: the evaluation code every result uses.
 
-Held-out evaluation seeds start at :data:`EVAL_SEED_BASE` (1,000,000); training uses seeds below
-:data:`TRAIN_SEED_LIMIT` (10,000), so the two never overlap. ``env.reset(seed=s)`` runs on trace
+Held-out evaluation seeds start at :data:`EVAL_SEED_BASE` (1,000,000). Training runs seed their
+environments below :data:`TRAIN_SEED_LIMIT` (10,000) and every unseeded reset draws its trace seed
+below 1,000,000, so training never sees an evaluation day. ``env.reset(seed=s)`` runs on trace
 ``s``, so every policy evaluated with the same seeds sees identical days.
 """
 
@@ -15,9 +16,10 @@ import numpy as np
 from agents.policy import Policy, PolicyContext
 from megapod_gym.config import ScenarioConfig
 from megapod_gym.envs.vector_env import MegapodVectorEnv
+from megapod_gym.scenario.trace import HELD_OUT_SEED_BASE
 from megapod_gym.sim import layout as L
 
-EVAL_SEED_BASE = 1_000_000
+EVAL_SEED_BASE = HELD_OUT_SEED_BASE
 TRAIN_SEED_LIMIT = 10_000
 
 

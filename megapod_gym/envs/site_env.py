@@ -13,7 +13,7 @@ from gymnasium import spaces
 from megapod_gym.action import ActionDecoder
 from megapod_gym.config import ScenarioConfig, load_scenario
 from megapod_gym.observation import OBS_CLIP, ObservationEncoder
-from megapod_gym.scenario.trace import ExogenousTrace, TraceSampler
+from megapod_gym.scenario.trace import HELD_OUT_SEED_BASE, ExogenousTrace, TraceSampler
 from megapod_gym.sim import layout as L
 from megapod_gym.sim.simulator import SiteSimulator
 
@@ -210,7 +210,7 @@ class MegapodSiteEnv(gym.Env[np.ndarray, np.ndarray]):
             elif seed is not None:
                 trace_seed = int(seed)
             else:
-                trace_seed = int(self.np_random.integers(0, 2**62))
+                trace_seed = int(self.np_random.integers(0, HELD_OUT_SEED_BASE))
             trace = self.sampler.sample([trace_seed])
         self.trace = trace
         self.sim.reset(trace)

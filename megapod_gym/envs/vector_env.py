@@ -15,7 +15,7 @@ from gymnasium.vector.utils import batch_space
 from megapod_gym.config import ScenarioConfig, load_scenario
 from megapod_gym.envs.site_env import INFO_KPI_KEYS, make_decoder, make_encoder
 from megapod_gym.observation import OBS_CLIP
-from megapod_gym.scenario.trace import TraceSampler
+from megapod_gym.scenario.trace import HELD_OUT_SEED_BASE, TraceSampler
 from megapod_gym.sim import layout as L
 from megapod_gym.sim.simulator import SiteSimulator
 
@@ -87,7 +87,16 @@ class MegapodVectorEnv(VectorEnv):
 
     def _next_trace_seeds(self, idx: np.ndarray) -> list[int]:
         """Trace seeds for sites reset without an explicit seed (as the single env draws them)."""
-        return [int(self._rngs[i].integers(0, 2**62)) for i in idx]
+        return [int(self._rngs[i].integers(0, HELD_OUT_SEED_BASE)) for i in idx]
+
+    def reset_sites(self, idx: np.ndarray) -> np.ndarray:
+        """Start new episodes at once in sub-envs ``idx`` (traces drawn as an unseeded single-env
+        reset would) and return the observations of all sub-envs. For adapters with same-step
+        autoreset semantics (stable-baselines3)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        self._reset_sites(idx, self._next_trace_seeds(idx))
+        self._autoreset[idx] = False
+        return self.encoder.encode(self.sim.meas)
 
     def _infos(self, out: np.ndarray, clipped: np.ndarray) -> dict[str, Any]:
         mask = np.ones(self.num_envs, dtype=np.bool_)
@@ -129,7 +138,7 @@ class MegapodVectorEnv(VectorEnv):
                 self._rngs[i] = seeding.np_random(int(s))[0]
                 trace_seeds.append(int(s))
             else:
-                trace_seeds.append(int(self._rngs[i].integers(0, 2**62)))
+                trace_seeds.append(int(self._rngs[i].integers(0, HELD_OUT_SEED_BASE)))
         self._reset_sites(np.arange(self.num_envs), trace_seeds)
         self._autoreset[:] = False
         self._started = True

@@ -21,6 +21,10 @@ from megapod_gym.scenario.noise import ar1_series
 from megapod_gym.scenario.prices import realtime_price, tou_price
 from megapod_gym.scenario.replay import ReplayData, load_replay
 
+# Trace seeds >= HELD_OUT_SEED_BASE are held out for evaluation: environments reset without a seed
+# draw their trace seeds below it, so training never sees an evaluation day.
+HELD_OUT_SEED_BASE = 1_000_000
+
 
 @dataclass(frozen=True)
 class ExogenousTrace:

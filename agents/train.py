@@ -1,0 +1,318 @@
+"""``megapod train``: stable-baselines3 from a YAML config, with evaluation against the baselines.
+
+Run folder layout (``--out runs/NAME``; an existing folder is never overwritten, ``--resume``
+continues it)::
+
+    config.yaml          resolved training config        scenario.yaml   resolved scenario
+    meta.json            seed, package versions, git revision, command, timings
+    tb/                  TensorBoard events (eval/*, baseline/*, optimum/*, train losses, HPARAMS)
+    checkpoints/         model_<steps>_steps.zip + vecnormalize_<steps>_steps.pkl (+ replay buffer)
+    best/                model.zip + vecnormalize.pkl + eval.json (best held-out normalized score)
+    final/               model.zip + vecnormalize.pkl at the end of training
+    eval/                final comparison on the held-out traces: benchmark.md, summary.csv,
+                         episodes.csv, plots
+    summary.txt          the one-screen summary printed at the end
+
+:func:`train` is a pure function of its config and output folder; ``megapod train``, ``megapod
+demo`` and sweeps all call it.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from agents.train_config import TrainConfig, algo_class
+from agents.trained import NORM_FILE, ObsNormalizer, TrainedPolicy
+from megapod_gym.config import load_scenario
+
+CKPT_RE = re.compile(r"model_(\d+)_steps\.zip$")
+
+
+class RunFolderExists(FileExistsError):
+    pass
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in (
+        "megapod-gym",
+        "numpy",
+        "numba",
+        "gymnasium",
+        "stable-baselines3",
+        "sb3-contrib",
+        "torch",
+    ):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def git_revision() -> str:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        rev = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return (
+            rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+            if rev.returncode == 0
+            else "unknown"
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def make_train_env(cfg: TrainConfig) -> Any:
+    """The vectorized training env (native batched core, or SubprocVecEnv / DummyVecEnv of single
+    envs), seeded below the held-out range, wrapped in VecNormalize when asked."""
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
+
+    from agents.sb3_vec_env import NativeSB3VecEnv
+    from megapod_gym.envs.site_env import MegapodSiteEnv
+
+    if cfg.vec_env == "native":
+        env = NativeSB3VecEnv(cfg.n_envs, cfg.scenario, cfg.config_overrides)
+        env.seed(cfg.seed)
+    else:
+        env = make_vec_env(
+            MegapodSiteEnv,
+            n_envs=cfg.n_envs,
+            seed=cfg.seed,
+            env_kwargs={"scenario": cfg.scenario, "config_overrides": cfg.config_overrides},
+            vec_env_cls=SubprocVecEnv if cfg.vec_env == "subproc" else DummyVecEnv,
+        )
+    if cfg.normalize:
+        kw = dict(cfg.normalize) if isinstance(cfg.normalize, dict) else {}
+        kw.setdefault("gamma", cfg.hyperparams.get("gamma", 0.99))
+        env = VecNormalize(env, **kw)
+    return env
+
+
+def _latest_checkpoint(folder: Path) -> tuple[int, Path] | None:
+    found = [
+        (int(m.group(1)), p)
+        for p in folder.glob("model_*_steps.zip")
+        if (m := CKPT_RE.search(p.name))
+    ]
+    return max(found) if found else None
+
+
+def save_model(model: Any, folder: Path) -> None:
+    """model.zip + vecnormalize.pkl into ``folder``."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / "model.zip")
+    env = model.get_env()
+    if isinstance(env, VecNormalize):
+        env.save(str(folder / NORM_FILE))
+
+
+def current_policy(model: Any, name: str = "trained") -> TrainedPolicy:
+    """The model as a Policy, with a frozen copy of the training normalization statistics."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    env = model.get_env()
+    return TrainedPolicy(
+        model, ObsNormalizer.from_vecnormalize(env) if isinstance(env, VecNormalize) else None, name
+    )
+
+
+def train(
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    final_benchmark: bool = True,
+    report: Any = None,
+) -> dict[str, Any]:
+    """Train ``cfg`` into ``out_dir``; return the final metrics.
+
+    ``report(metrics: dict)``, if given, is called after every evaluation (e.g. a Ray Tune
+    reporter).
+    """
+    import torch
+    from stable_baselines3.common.callbacks import CallbackList
+    from stable_baselines3.common.logger import configure
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from agents.train_callbacks import CheckpointCallback, HeldOutEvalCallback, TqdmCallback
+
+    torch.set_num_threads(cfg.torch_threads)
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoints"
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise RunFolderExists(
+            f"run folder {out} already exists; pass --resume to continue it or choose another --out"
+        )
+    if resume and not (out / "config.yaml").is_file():
+        raise FileNotFoundError(f"cannot resume: {out}/config.yaml not found")
+    out.mkdir(parents=True, exist_ok=True)
+    scenario = load_scenario(cfg.scenario, cfg.config_overrides)
+    t_start = time.time()
+
+    env = make_train_env(cfg)
+    Algo = algo_class(cfg.algo)
+    start_steps = 0
+    latest = _latest_checkpoint(ckpt_dir) if resume else None
+    if resume and latest is None:
+        raise FileNotFoundError(f"cannot resume: no checkpoint in {ckpt_dir}")
+    if latest is not None:
+        start_steps, path = latest
+        norm = ckpt_dir / f"vecnormalize_{start_steps}_steps.pkl"
+        if isinstance(env, VecNormalize) and norm.is_file():
+            env = VecNormalize.load(str(norm), env.venv)
+        model = Algo.load(path, env=env, device=cfg.device)
+        buffer = ckpt_dir / f"replay_buffer_{start_steps}_steps.pkl"
+        if buffer.is_file() and hasattr(model, "load_replay_buffer"):
+            model.load_replay_buffer(buffer)
+    else:
+        (out / "config.yaml").write_text(
+            yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+        )
+        (out / "scenario.yaml").write_text(
+            yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
+        )
+        model = Algo(
+            cfg.policy, env, seed=cfg.seed, device=cfg.device, verbose=0, **cfg.algo_kwargs()
+        )
+    model.set_logger(configure(str(out / "tb"), ["tensorboard"]))
+
+    meta_path = out / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta.setdefault("sessions", []).append(
+        {"start": time.strftime("%Y-%m-%dT%H:%M:%S"), "from_step": start_steps, "command": sys.argv}
+    )
+    meta.update(
+        seed=cfg.seed,
+        algo=cfg.algo,
+        scenario=scenario.name,
+        versions=package_versions(),
+        git_revision=git_revision(),
+    )
+    meta_path.write_text(json.dumps(meta, indent=2))
+
+    evaluator = HeldOutEvalCallback(cfg, out, report=report)
+    callbacks = [evaluator, CheckpointCallback(cfg.checkpoint_freq, ckpt_dir)]
+    if progress:
+        callbacks.append(TqdmCallback(cfg.n_timesteps, start_steps))
+    remaining = max(cfg.n_timesteps - start_steps, 0)
+    t0 = time.time()
+    if remaining > 0:
+        model.learn(
+            remaining,
+            callback=CallbackList(callbacks),
+            reset_num_timesteps=latest is None,
+            tb_log_name="",
+        )
+    train_seconds = time.time() - t0
+    if evaluator.last_eval_step != model.num_timesteps:
+        evaluator.evaluate_now()
+    save_model(model, out / "final")
+    CheckpointCallback.save(model, ckpt_dir)
+
+    metrics: dict[str, Any] = {
+        "timesteps": int(model.num_timesteps),
+        "train_seconds": train_seconds,
+        "env_steps_per_second": remaining / train_seconds if train_seconds > 0 else float("nan"),
+        **evaluator.best_metrics,
+    }
+    if final_benchmark:
+        metrics["benchmark_table"] = str(final_comparison(cfg, out))
+    metrics["wall_seconds"] = time.time() - t_start
+    summary = summary_text(cfg, out, metrics)
+    (out / "summary.txt").write_text(summary + "\n")
+    meta["sessions"][-1].update(
+        end=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        to_step=int(model.num_timesteps),
+        train_seconds=train_seconds,
+    )
+    meta_path.write_text(json.dumps(meta, indent=2))
+    (out / "metrics.json").write_text(
+        json.dumps(
+            {k: v for k, v in metrics.items() if not isinstance(v, np.ndarray)},
+            indent=2,
+            default=float,
+        )
+    )
+    env.close()
+    return metrics
+
+
+def final_comparison(cfg: TrainConfig, out: Path, baselines: Sequence[str] | None = None) -> Path:
+    """Benchmark the best model against the baselines and the optimum on the held-out traces."""
+    from agents.benchmark import PolicyRun, run_benchmark, write_outputs
+    from agents.evaluation import run_policy
+    from agents.trained import load_trained_policy
+
+    policy = load_trained_policy(out, name=f"{cfg.algo} (trained)")
+
+    def trained_run(config: Any, seeds: Sequence[int]) -> PolicyRun:
+        t0 = time.perf_counter()
+        run = run_policy(policy, config, seeds, record_history=True)
+        return PolicyRun(
+            config.name,
+            policy.name,
+            run.rows,
+            run.history,
+            run.price_usd_per_kwh,
+            time.perf_counter() - t0,
+        )
+
+    names = (
+        list(baselines)
+        if baselines is not None
+        else ["greedy", "tou-arbitrage", "price-threshold", "peak-shaving", "mpc", "oracle-replay"]
+    )
+    scenario_ref = str(out / "scenario.yaml")
+    result = run_benchmark(
+        [scenario_ref],
+        names,
+        n_episodes=cfg.eval.n_episodes,
+        days=cfg.eval.days,
+        extra=[(policy.name, trained_run)],
+        show_progress=False,
+    )
+    paths = write_outputs(result, out / "eval", load_scenario(scenario_ref).episode.dt_h)
+    return paths["table"]
+
+
+def summary_text(cfg: TrainConfig, out: Path, metrics: dict[str, Any]) -> str:
+    lines = [
+        f"run          {out}",
+        f"algorithm    {cfg.algo} on {cfg.scenario} ({cfg.n_envs} {cfg.vec_env} envs, seed {cfg.seed})",
+        f"timesteps    {metrics['timesteps']:,} in {metrics['train_seconds']:.0f} s ({metrics['env_steps_per_second']:.0f} env-steps/s)",
+    ]
+    if "normalized_score" in metrics:
+        lines.append(
+            f"best eval    normalized score {metrics['normalized_score']:.1f} (0 = greedy, 100 = optimum), "
+            f"profit ${metrics['profit_usd']:,.0f}/episode at step {metrics.get('step', 0):,}"
+        )
+    if "benchmark_table" in metrics:
+        table = Path(metrics["benchmark_table"])
+        lines += ["", table.read_text().strip(), "", f"comparison   {table.parent}/"]
+    lines.append(f"tensorboard  tensorboard --logdir {out / 'tb'}")
+    return "\n".join(lines)
