@@ -54,7 +54,7 @@ def compare_runs(runs: Sequence[Path], out_dir: Path) -> str:
             if tag in scalars:
                 ax.plot(*scalars[tag], marker="o", ms=3, label=run.name)
             suffix = tag.split("/", 1)[1]
-            for key, (steps, values) in scalars.items():
+            for key, (_steps, values) in scalars.items():
                 if (
                     key.startswith("baseline/")
                     and key.endswith("/" + suffix)
@@ -75,7 +75,8 @@ def compare_runs(runs: Sequence[Path], out_dir: Path) -> str:
             ax.axhline(100, ls=":", color="k", lw=0.8)
         ax.set_title(tag)
         ax.set_xlabel("env steps")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     png = out_dir / "learning_curves.png"
     fig.savefig(png, dpi=110)

@@ -70,6 +70,8 @@ def new_highs(threads: int = 1) -> highspy.Highs:
             os.close(saved)
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", int(threads))
+    # the LP is small and sparse; HiGHS's presolve costs ~5x the dual simplex solve here
+    h.setOptionValue("presolve", "off")
     return h
 
 
@@ -254,7 +256,11 @@ def _tangent_envelope(
     n = d.shape[0]
     lo = np.full((n, 1), fl)
     hi = np.ones((n, 1))
-    x_t = np.where(g(lo) <= 0.0, lo, np.where(g(hi) >= 0.0, hi, np.nan))
+    g_hi = g(hi)
+    x_t = np.where(g(lo) <= 0.0, lo, np.where(g_hi >= 0.0, hi, np.nan))
+    # the steepest ascent from standby is at full power: f's own tangent there is steeper than the
+    # hull and would cut off the standby point
+    at_end = (x_t >= 1.0) & (g_hi > 0.0)
     todo = np.isnan(x_t[:, 0])
     if np.any(todo):
         a, b, dd, fs = lo[todo], hi[todo], d[todo], f_standby[todo]
@@ -272,7 +278,7 @@ def _tangent_envelope(
     f_k, fp_k = fun(p, xk, d)
     # the pause line through (x_t, f(x_t)) with the steepest slope also bounds f to the right of
     # x_t only if f is concave; at points left of x_t the tangents would cut off the standby point
-    keep_k = xk >= x_t
+    keep_k = (xk >= x_t) & ~(at_end & (xk >= 1.0))
     slope = np.concatenate([pause_slope, fp_k], axis=1)
     icpt = np.concatenate([pause_icpt, f_k - fp_k * xk], axis=1)
     keep = np.concatenate([np.ones((n, 1), dtype=bool), keep_k], axis=1)

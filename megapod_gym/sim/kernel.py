@@ -28,6 +28,10 @@ import numpy as np
 from numba import njit
 
 import megapod_gym.sim.layout as L
+from megapod_gym.sim.dispatch import curtail_export, dispatch
+
+_dispatch = njit(cache=True)(dispatch)
+_curtail_export = njit(cache=True)(curtail_export)
 
 WAITING, CHARGING, DONE, BALKED = 1, 2, 3, 4
 STEP_BAD_ACTION, STEP_EPISODE_OVER = 1, 2
@@ -220,28 +224,10 @@ def prepare_site(
     m[L.M_TIME_OF_DAY_COS] = math.cos(2.0 * math.pi * hr / 24.0)
     m[L.M_IS_WEEKEND] = 1.0 if s_[L.S_WEEKDAY, t] >= 5.0 else 0.0
     m[L.M_PRICE_USD_PER_KWH] = s_[L.S_PRICE_USD_PER_KWH, t]
-    steps_h = max(int(round(60.0 / step_min)), 1)
-    n_fc = s_.shape[1]
-    acc1 = 0.0
-    acc4 = 0.0
-    max4 = -1e30
-    acc24 = 0.0
-    for k in range(1, 24 * steps_h + 1):
-        j = t + k
-        if j >= n_fc:
-            j = n_fc - 1
-        v = s_[L.S_PRICE_FORECAST_USD_PER_KWH, j]
-        if k <= steps_h:
-            acc1 += v
-        if k <= 4 * steps_h:
-            acc4 += v
-            if v > max4:
-                max4 = v
-        acc24 += v
-    m[L.M_PRICE_NEXT_1H_USD_PER_KWH] = acc1 / steps_h
-    m[L.M_PRICE_NEXT_4H_MEAN_USD_PER_KWH] = acc4 / (4 * steps_h)
-    m[L.M_PRICE_NEXT_4H_MAX_USD_PER_KWH] = max4
-    m[L.M_PRICE_NEXT_24H_MEAN_USD_PER_KWH] = acc24 / (24 * steps_h)
+    m[L.M_PRICE_NEXT_1H_USD_PER_KWH] = s_[L.S_PRICE_NEXT_1H_MEAN, t]
+    m[L.M_PRICE_NEXT_4H_MEAN_USD_PER_KWH] = s_[L.S_PRICE_NEXT_4H_MEAN, t]
+    m[L.M_PRICE_NEXT_4H_MAX_USD_PER_KWH] = s_[L.S_PRICE_NEXT_4H_MAX, t]
+    m[L.M_PRICE_NEXT_24H_MEAN_USD_PER_KWH] = s_[L.S_PRICE_NEXT_24H_MEAN, t]
     m[L.M_EV_PRICE_USD_PER_KWH] = s_[L.S_EV_PRICE_USD_PER_KWH, tc]
     # demand charges: headroom to the tightest active peak, sum of active rates
     window_steps = int(p[L.P_WINDOW_STEPS])
@@ -375,72 +361,24 @@ def step_batch(
         for s in range(n_stalls):
             ev_req_ac += request[s]
         ev_req_ac /= eff_ch
-        ev_ac = ev_req_ac
-        cap = act[b, L.A_EV_CAP_KW]
-        if not strict and cap < ev_ac:
-            ev_ac = max(cap, 0.0)
-
         pue = _interp(s_[L.S_AMBIENT_C, t], pue_tab[b])
         it_cap = p[L.P_IT_KW]
         floor = p[L.P_CAP_FLOOR_FRAC]
-        standby = p[L.P_STANDBY_FRAC]
         frac_req = min(max(act[b, L.A_COMPUTE_FRAC], 0.0), 1.0)
-        run_now = frac_req >= floor
-        it_frac = frac_req if run_now else standby
-        comp = it_cap * it_frac * pue
-
-        e_kwh = p[L.P_BATTERY_ENERGY_KWH]
-        soc = f[L.F_BATTERY_SOC]
-        if e_kwh > 0.0:
-            eta_c = p[L.P_BATTERY_CHARGE_EFFICIENCY]
-            eta_d = p[L.P_BATTERY_DISCHARGE_EFFICIENCY]
-            dis_max = min(
-                p[L.P_BATTERY_DISCHARGE_KW],
-                max(soc - p[L.P_BATTERY_SOC_MIN], 0.0) * e_kwh * eta_d / dt_h,
-            )
-            ch_max = min(
-                p[L.P_BATTERY_CHARGE_KW],
-                max(p[L.P_BATTERY_SOC_MAX] - soc, 0.0) * e_kwh / (eta_c * dt_h),
-            )
-            aux = p[L.P_BATTERY_AUX_KW]
-        else:
-            eta_c = 1.0
-            eta_d = 1.0
-            dis_max = 0.0
-            ch_max = 0.0
-            aux = 0.0
+        comp_req = it_cap * (frac_req if frac_req >= floor else p[L.P_STANDBY_FRAC]) * pue
         batt_req = act[b, L.A_BATTERY_KW]
-        batt = min(max(batt_req, -ch_max), dis_max)
-        o[L.O_BATTERY_LIMITED_KW] = abs(batt_req - batt)
-        comp_req = comp
-
-        limit = p[L.P_IMPORT_LIMIT_KW]
-        net = ev_ac + comp + aux - batt
-        override = 0.0
-        if net > limit:
-            excess = net - limit
-            if batt < 0.0:  # first stop charging the battery
-                r = min(excess, -batt)
-                batt += r
-                excess -= r
-            if excess > 0.0 and run_now:  # then throttle compute, pausing it if needed
-                comp_floor = it_cap * floor * pue
-                if comp - excess >= comp_floor:
-                    comp -= excess
-                    excess = 0.0
-                else:
-                    run_now = False
-                    comp = it_cap * standby * pue
-                    excess = max(ev_ac + comp + aux - batt - limit, 0.0)
-                it_frac = comp / (it_cap * pue)
-            if excess > 0.0 and strict:  # strict: the battery covers the cars before they are cut
-                r = min(excess, dis_max - batt)
-                if r > 0.0:
-                    batt += r
-                    override = r
-                    excess -= r
-            if excess > 0.0:
-                ev_ac = max(ev_ac - excess, 0.0)
+        e_kwh = p[L.P_BATTERY_ENERGY_KWH]
+        eta_c = p[L.P_BATTERY_CHARGE_EFFICIENCY]
+        eta_d = p[L.P_BATTERY_DISCHARGE_EFFICIENCY]
+        ev_ac, comp, it_frac, running_now, batt, override, limited, aux = _dispatch(
+            ev_req_ac, act[b, L.A_EV_CAP_KW], strict, frac_req, it_cap, floor, p[L.P_STANDBY_FRAC], pue,
+            batt_req, f[L.F_BATTERY_SOC], e_kwh, p[L.P_BATTERY_SOC_MIN], p[L.P_BATTERY_SOC_MAX],
+            p[L.P_BATTERY_CHARGE_KW], p[L.P_BATTERY_DISCHARGE_KW], eta_c, eta_d, p[L.P_BATTERY_AUX_KW],
+            p[L.P_IMPORT_LIMIT_KW], dt_h,
+        )  # fmt: skip
+        run_now = running_now > 0.5
+        soc = f[L.F_BATTERY_SOC]
+        o[L.O_BATTERY_LIMITED_KW] = limited
 
         # ------------------------------------------------------------- 2. apply: cars
         _water_fill(request, 0, n_stalls, ev_ac * eff_ch, alloc)
@@ -460,11 +398,7 @@ def step_batch(
                 stall[b, s] = -1
                 served += 1
         ev_ac_used = ev_dc / eff_ch
-        net = ev_ac_used + comp + aux - batt
-        exp_lim = p[L.P_EXPORT_LIMIT_KW]
-        if net < -exp_lim:  # discharge beyond load + export limit is curtailed
-            batt = ev_ac_used + comp + aux + exp_lim
-            net = -exp_lim
+        batt, net = _curtail_export(ev_ac_used + comp + aux, batt, p[L.P_EXPORT_LIMIT_KW])
         imp = max(net, 0.0)
         exp_kw = max(-net, 0.0)
 

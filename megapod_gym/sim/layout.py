@@ -144,6 +144,11 @@ SERIES_FIELDS: tuple[str, ...] = (
     "inference_demand_frac",
     "training_arrival_kwh",
     "carbon_g_per_kwh",
+    # derived at reset from the price forecast (mean / max over the steps after t)
+    "price_next_1h_mean",
+    "price_next_4h_mean",
+    "price_next_4h_max",
+    "price_next_24h_mean",
 )
 # Static attributes of each car, packed in one array [B, len(CAR_FIELDS), N].
 CAR_FIELDS: tuple[str, ...] = (

@@ -24,6 +24,26 @@ from megapod_gym.sim.kernel import STEP_BAD_ACTION, STEP_EPISODE_OVER, prepare_s
 from megapod_gym.sim.params import SiteParams, build_params
 
 
+def forecast_windows(forecast: np.ndarray, steps_h: int) -> dict[str, np.ndarray]:
+    """Mean and max of the forecast over the steps after each step ``t`` (``t+1 .. t+k``; steps
+    past the end repeat the last value): next 1 h mean, next 4 h mean and max, next 24 h mean."""
+    n = forecast.shape[1]
+    pad = np.concatenate([forecast, np.repeat(forecast[:, -1:], 24 * steps_h + 1, axis=1)], axis=1)
+    csum = np.concatenate([np.zeros((forecast.shape[0], 1)), np.cumsum(pad, axis=1)], axis=1)
+    t = np.arange(n)
+
+    def mean(k: int) -> np.ndarray:
+        return (csum[:, t + 1 + k] - csum[:, t + 1]) / k
+
+    windows = np.lib.stride_tricks.sliding_window_view(pad[:, 1:], 4 * steps_h, axis=1)[:, :n]
+    return {
+        "price_next_1h_mean": mean(steps_h),
+        "price_next_4h_mean": mean(4 * steps_h),
+        "price_next_4h_max": windows.max(axis=2),
+        "price_next_24h_mean": mean(24 * steps_h),
+    }
+
+
 class SiteSimulator:
     """``B`` sites stepped by one compiled kernel.
 
@@ -122,10 +142,13 @@ class SiteSimulator:
             raise ValueError("trace has a different number of demand charges than the scenario")
         T = self.n_steps
         self._grow_cars(trace.car_arrival_step.shape[1])
-        for i, name in enumerate(L.SERIES_FIELDS):
+        for name in L.SERIES_FIELDS[: L.S_PRICE_NEXT_1H_MEAN]:
             values = getattr(trace, name)
-            self.series[idx, i, : values.shape[1]] = values
-            self.series[idx, i, values.shape[1] :] = 0.0
+            self.series[idx, L.SERIES_INDEX[name], : values.shape[1]] = values
+            self.series[idx, L.SERIES_INDEX[name], values.shape[1] :] = 0.0
+        steps_h = max(int(round(60 / self.step_min)), 1)
+        for name, value in forecast_windows(trace.price_forecast_usd_per_kwh, steps_h).items():
+            self.series[idx, L.SERIES_INDEX[name]] = value
         self.demand_active[idx] = np.swapaxes(trace.demand_active, 1, 2)
         n = trace.car_arrival_step.shape[1]
         self.cars[idx] = 0.0
