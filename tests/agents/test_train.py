@@ -1,0 +1,153 @@
+"""Training pipeline on short budgets: every algorithm, save/load, resume, normalization, TensorBoard."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents.compare import compare_runs, read_scalars
+from agents.train import RunFolderExists, train
+from agents.train_config import TrainConfigError, load_train_config, parse_train_config
+from agents.trained import load_trained_policy, load_vecnormalize
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "ppo": {"n_steps": 32, "batch_size": 64, "n_epochs": 1},
+    "a2c": {"n_steps": 8},
+    "sac": {"buffer_size": 2000, "learning_starts": 64, "batch_size": 32},
+    "td3": {"buffer_size": 2000, "learning_starts": 64, "batch_size": 32},
+    "recurrent_ppo": {"policy": "MlpLstmPolicy", "n_steps": 32, "batch_size": 64, "n_epochs": 1, "policy_kwargs": {"lstm_hidden_size": 8, "net_arch": [16]}},
+}
+
+
+def tiny_cfg(algo: str, **extra: object):
+    data = {
+        "algo": algo,
+        "n_envs": 2,
+        "n_timesteps": 256,
+        "config_overrides": {"episode.days": 0.25},
+        "policy_kwargs": {"net_arch": [16, 16]},
+        "eval": {"freq": 128, "n_episodes": 2, "days": 0.25, "with_oracle": False},
+        "checkpoint_freq": 128,
+        **TINY[algo],
+        **extra,
+    }
+    return parse_train_config(data, "test")
+
+
+@pytest.mark.parametrize("algo", sorted(TINY))
+def test_every_algorithm_trains_saves_and_loads(algo: str, tmp_path: Path) -> None:
+    metrics = train(tiny_cfg(algo), tmp_path / algo, progress=False, final_benchmark=False)
+    assert metrics["timesteps"] >= 256
+    for sub in ("best", "final"):
+        assert (tmp_path / algo / sub / "model.zip").is_file()
+        assert (tmp_path / algo / sub / "vecnormalize.pkl").is_file()
+    policy = load_trained_policy(tmp_path / algo)
+    from agents.evaluation import run_policy
+    from megapod_gym.config import load_scenario
+
+    rows = run_policy(policy, load_scenario(None, {"episode.days": 0.25}), [1_000_000]).rows
+    assert np.isfinite(rows[0]["profit_usd"])
+
+
+def test_resume_continues_the_step_counter_and_curves(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(tiny_cfg("ppo"), out, progress=False, final_benchmark=False)
+    with pytest.raises(RunFolderExists):
+        train(tiny_cfg("ppo"), out, progress=False, final_benchmark=False)
+    more = tiny_cfg("ppo", n_timesteps=512)
+    metrics = train(more, out, resume=True, progress=False, final_benchmark=False)
+    assert metrics["timesteps"] >= 512
+    steps, _ = read_scalars(out)["eval/profit_usd"]
+    assert steps.min() <= 256 < steps.max()  # one curve across both sessions
+    assert len(list((out / "checkpoints").glob("model_*_steps.zip"))) >= 2
+
+
+def test_normalization_statistics_round_trip(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(tiny_cfg("ppo"), out, progress=False, final_benchmark=False)
+    vn = load_vecnormalize(out / "final" / "vecnormalize.pkl")
+    policy = load_trained_policy(out / "final")
+    assert policy.normalizer is not None
+    np.testing.assert_array_equal(policy.normalizer.mean, vn.obs_rms.mean)
+    np.testing.assert_array_equal(policy.normalizer.var, vn.obs_rms.var)
+    obs = np.random.default_rng(0).normal(size=(5, 27)).astype(np.float32)
+    expected = np.clip((obs - vn.obs_rms.mean) / np.sqrt(vn.obs_rms.var + vn.epsilon), -vn.clip_obs, vn.clip_obs)
+    np.testing.assert_allclose(policy.normalizer(obs), expected, rtol=1e-6, atol=1e-6)
+    assert not vn.norm_reward or vn.ret_rms.count > 1  # reward statistics were updated in training
+
+
+def test_tensorboard_has_eval_ledger_kpi_baseline_and_optimum_scalars(tmp_path: Path) -> None:
+    cfg = tiny_cfg("ppo", eval={"freq": 128, "n_episodes": 2, "days": 0.25, "with_oracle": True})
+    train(cfg, tmp_path / "run", progress=False, final_benchmark=False)
+    tags = set(read_scalars(tmp_path / "run"))
+    for tag in (
+        "eval/normalized_score",
+        "eval/profit_usd",
+        "eval/pct_of_optimum",
+        "eval/ledger/energy_cost_usd",
+        "eval/ledger/compute_value_usd",
+        "eval/kpi/cars_served",
+        "eval/kpi/balked",
+        "eval/kpi/mean_wait_min",
+        "eval/kpi/peak_import_kw",
+        "eval/kpi/compute_kwh",
+        "eval/kpi/battery_cycles",
+        "baseline/greedy/profit_usd",
+        "baseline/greedy/normalized_score",
+        "baseline/tou-arbitrage/profit_usd",
+        "optimum/profit_usd",
+        "train/value_loss",
+    ):
+        assert tag in tags, tag
+    table = compare_runs([tmp_path / "run"], tmp_path / "cmp")
+    assert "normalized score" in table and (tmp_path / "cmp" / "learning_curves.png").is_file()
+
+
+def test_bad_config_keys_fail_clearly(tmp_path: Path) -> None:
+    with pytest.raises(TrainConfigError, match="bogus"):
+        parse_train_config({"algo": "ppo", "bogus": 1})
+    with pytest.raises(TrainConfigError, match="n_envs"):
+        parse_train_config({"algo": "ppo", "n_envs": 0})
+    with pytest.raises(TrainConfigError, match="algo"):
+        parse_train_config({"algo": "dqn"})
+    with pytest.raises(TrainConfigError, match="learning_rate"):
+        parse_train_config({"algo": "ppo", "learning_rate": "cosine_1e-3"})
+    with pytest.raises(TrainConfigError, match="buffer_size"):
+        parse_train_config({"algo": "ppo", "buffer_size": 10})  # an off-policy key on PPO
+    with pytest.raises(TrainConfigError, match="seed"):
+        parse_train_config({"algo": "ppo", "seed": 1_000_000})  # eval seeds are held out
+    for path in sorted(Path("configs/train").glob("*.yaml")):
+        load_train_config(path)  # shipped configs are valid
+
+
+def test_native_vector_env_adapter_trains_ppo_and_reports_episodes() -> None:
+    from stable_baselines3 import PPO
+
+    from agents.sb3_vec_env import NativeSB3VecEnv
+
+    env = NativeSB3VecEnv(4, config_overrides={"episode.days": 1 / 24})
+    env.seed(7)
+    model = PPO("MlpPolicy", env, n_steps=24, batch_size=48, n_epochs=1, device="cpu", verbose=0)
+    model.learn(240)
+    assert model.num_timesteps >= 240
+    assert len(model.ep_info_buffer) >= 4 and model.ep_info_buffer[0]["l"] == 12
+    obs = env.reset()
+    _, _, dones, infos = env.step(np.zeros((4, 2), dtype=np.float32))
+    assert obs.shape == (4, 27) and not dones.any()
+
+
+def test_rl_zoo_trains_the_registered_env(tmp_path: Path) -> None:
+    pytest.importorskip("rl_zoo3")
+    proc = subprocess.run(
+        [sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo", "--env", "megapod_gym/MegapodSite-v0", "--gym-packages", "megapod_gym", "-n", "2048", "-f", str(tmp_path), "--eval-freq", "-1"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert list(tmp_path.rglob("megapod_gym-MegapodSite-v0.zip")), proc.stdout[-2000:]
