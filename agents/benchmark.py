@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -137,7 +138,7 @@ def _run_one(
                 {
                     "seed": seed,
                     "profit_usd": float(sol.objective_usd),
-                    "solve_seconds": float(sol.solve_seconds),
+                    "solve_seconds": float(sol.total_time_s),
                 }
             )
         return PolicyRun(config.name, OPTIMUM, rows, seconds=time.perf_counter() - t0)
@@ -265,11 +266,12 @@ def write_outputs(result: BenchmarkResult, out_dir: str | Path, dt_h: float) -> 
         for r in runs:
             if r.history is not None and r.price_usd_per_kwh is not None:
                 history = {name: r.history[:, i] for i, name in enumerate(L.OUT_FIELDS)}
-                paths[f"dispatch_{scenario}_{r.policy}"] = plot_dispatch_day(
+                slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", r.policy).strip("-")
+                paths[f"dispatch_{scenario}_{slug}"] = plot_dispatch_day(
                     history,
                     r.price_usd_per_kwh,
                     dt_h,
-                    out / f"dispatch_{scenario}_{r.policy}.png",
+                    out / f"dispatch_{scenario}_{slug}.png",
                     f"{scenario} — {r.policy}",
                 )
     return paths

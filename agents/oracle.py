@@ -11,8 +11,12 @@ relaxation of the simulator:
     to standby, then discharges the battery, before it ever cuts a car. The EV AC load per step,
     EV revenue, wait and balk penalties are therefore taken from one run of the real simulator
     (:func:`reference_ev_run`) with compute at standby and the battery idle, and are fixed inputs.
-    (That run must cut no car; :class:`ValueError` otherwise — then the EV load would depend on
-    the controller and the bound would not hold.)
+    That run must cut no car (:class:`ValueError` otherwise: the EV load would then depend on the
+    controller). If it needed no battery override either (``ReferenceEV.max_battery_override_kw
+    == 0``, true for every preset), cars plus standby compute fit under the grid limit at every
+    step, so no controller can ever cut a car and the bound holds for all of them; otherwise it
+    holds for every controller that never lets the battery run too low to cover the cars (the
+    replay and MPC plan that discharge explicitly).
 
 ``soft`` EV-priority mode
     EV charging is a decision: per-car DC energy variables (:class:`agents.site_lp.CarBlock`).
@@ -26,10 +30,14 @@ Relaxations (each can only raise the LP value above what the simulator can reach
 * pausing is not an integer decision: between standby and the cap floor the LP time-shares
   (the concave envelope joins the standby point to the running curve);
 * compute value: concave piecewise-linear *upper* envelopes of the kernel's exact training-work
-  and inference-served functions of the IT fraction (each line raised so that it is >= the
-  function everywhere on ``{standby} U [floor, 1]``, see
-  :func:`agents.site_lp.compute_envelopes`); the two envelopes are separate, which can only
-  loosen the bound;
+  and inference-served functions of the IT fraction, evaluated exactly as the kernel does
+  (inference first, then training with what is left, SLA penalty on unmet inference, nothing
+  while paused). Every line is >= the function everywhere on ``{standby} U [floor, 1]``: exact
+  tangents of the concave curve plus the line from the standby point, refined lazily where the
+  LP's solution needs them (:func:`agents.site_lp.solve_site_lp`), or, where the training curve
+  is not concave, grid secants raised by their excess plus a bound on the between-grid error
+  (:func:`agents.site_lp.compute_envelopes`). The two envelopes (training, inference) are
+  separate, which can only loosen the bound;
 * the battery may charge and discharge in the same step; grid import and export may both be
   positive in the same step;
 * training backlog: modelled (when it can bind at all) as ``w_t <= b_t`` and
@@ -82,6 +90,9 @@ class ReferenceEV:
     wait_penalty_usd: float
     balk_penalty_usd: float
     max_ev_cut_kw: float
+    # extra discharge the safety layer needed to keep the cars whole with compute at standby; 0
+    # means the cars fit under the grid limit at every step whatever the controller does
+    max_battery_override_kw: float
 
 
 def _check_row(trace_row: ExogenousTrace) -> None:
@@ -107,7 +118,7 @@ def reference_ev_run(config: ScenarioConfig, trace_row: ExogenousTrace) -> Refer
     T = sim.n_steps
     ev = np.empty(T)
     rev = wait = balk = 0.0
-    cut = 0.0
+    cut = override = 0.0
     actions = np.array([[config.compute.standby_frac, 0.0, np.inf]])
     for t in range(T):
         out = sim.step_actions(actions)[0]
@@ -116,6 +127,7 @@ def reference_ev_run(config: ScenarioConfig, trace_row: ExogenousTrace) -> Refer
         wait += out[L.O_WAIT_PENALTY_USD]
         balk += out[L.O_BALK_PENALTY_USD]
         cut = max(cut, out[L.O_EV_CUT_KW])
+        override = max(override, out[L.O_BATTERY_OVERRIDE_KW])
     if cut > EV_CUT_TOLERANCE_KW:
         raise ValueError(
             f"cars are cut by {cut:.3f} kW even with compute at standby and the battery idle "
@@ -123,7 +135,7 @@ def reference_ev_run(config: ScenarioConfig, trace_row: ExogenousTrace) -> Refer
             "the cars' load then depends on the controller and the strict-mode hindsight LP does "
             "not apply; raise grid.import_limit_kw or the battery, or use fewer stalls"
         )
-    return ReferenceEV(ev, float(rev), float(wait), float(balk), float(cut))
+    return ReferenceEV(ev, float(rev), float(wait), float(balk), float(cut), float(override))
 
 
 @dataclass(frozen=True)
@@ -166,12 +178,9 @@ class HindsightSolution:
         return np.stack([x, self.battery_kw, ev_cap], axis=1)
 
 
-def car_block(
-    config: ScenarioConfig, trace_row: ExogenousTrace, lines_per_curve: int | None = None
-) -> CarBlock:
+def car_block(config: ScenarioConfig, trace_row: ExogenousTrace) -> CarBlock:
     """The ``soft``-mode per-car relaxation of one trace row (see the module docstring)."""
     _check_row(trace_row)
-    del lines_per_curve
     n = int(trace_row.n_cars[0])
     T = trace_row.n_steps
     arrive = trace_row.car_arrival_step[0, :n].astype(np.int64)
@@ -363,36 +372,61 @@ def true_compute_value_usd(
 
 class HindsightPolicy:
     """**oracle-replay**: solve the hindsight LP of every trace row at ``reset`` and replay its
-    schedule (IT fraction, battery power; in ``soft`` mode the planned EV AC power as the cap).
+    schedule (IT fraction and battery power) step by step.
 
-    Not causal: it reads the realized trace. ``solutions`` holds the LP results (their
-    ``objective_usd`` is the upper bound the replayed profit is compared with).
+    Not causal: it reads the realized trace. ``solutions`` holds the LP results; their
+    ``objective_usd`` is the upper bound the replayed profit is compared with.
+
+    In ``soft`` EV-priority mode the bound comes from the soft LP, whose per-car relaxation has
+    no stalls or queue: replaying its EV caps defers cars into a queue that the LP never sees
+    (wait and balk penalties). With ``soft_replay="cars-first"`` (default) the policy replays
+    instead the optimum of the same trace under cars-first (``strict``) dispatch, with the EV cap
+    open; ``soft_replay="planned"`` replays the soft LP's compute, battery and EV AC power as the
+    cap. ``replay_solutions`` holds the schedules replayed.
 
     Parameters
     ----------
     n_lines, n_grid, threads
         Passed to :func:`solve_hindsight`.
+    soft_replay
+        ``"cars-first"`` or ``"planned"`` (``soft`` mode only).
     """
 
     name = "oracle-replay"
 
-    def __init__(self, n_lines: int = 16, n_grid: int = 256, threads: int = 1) -> None:
+    def __init__(
+        self,
+        n_lines: int = 16,
+        n_grid: int = 256,
+        threads: int = 1,
+        soft_replay: str = "cars-first",
+    ) -> None:
+        if soft_replay not in ("cars-first", "planned"):
+            raise ValueError(f"soft_replay must be 'cars-first' or 'planned' (got {soft_replay!r})")
         self.n_lines, self.n_grid, self.threads = n_lines, n_grid, threads
+        self.soft_replay = soft_replay
         self.solutions: list[HindsightSolution] = []
+        self.replay_solutions: list[HindsightSolution] = []
         self._ctx: PolicyContext | None = None
         self._setpoints = np.zeros((0, 0, 3))
         self._t = 0
 
     def reset(self, context: PolicyContext) -> None:
         self._ctx = context
+        cfg = context.config
+        rows = [context.trace.site(i) for i in range(context.batch_size)]
         self.solutions = [
-            solve_hindsight(
-                context.config, context.trace.site(i), self.n_lines, self.n_grid, self.threads
-            )
-            for i in range(context.batch_size)
+            solve_hindsight(cfg, row, self.n_lines, self.n_grid, self.threads) for row in rows
         ]
-        floor = context.config.compute.cap_floor_frac
-        self._setpoints = np.stack([s.setpoints(floor) for s in self.solutions])  # [B, T, 3]
+        self.replay_solutions = self.solutions
+        if cfg.ev_priority == "soft" and self.soft_replay == "cars-first":
+            strict = cfg.model_copy(update={"ev_priority": "strict"})
+            self.replay_solutions = [
+                solve_hindsight(strict, row, self.n_lines, self.n_grid, self.threads)
+                for row in rows
+            ]
+        floor = cfg.compute.cap_floor_frac
+        self._setpoints = np.stack([s.setpoints(floor) for s in self.replay_solutions])
         self._t = 0
 
     def act(self, obs: np.ndarray) -> np.ndarray:
@@ -404,12 +438,12 @@ class HindsightPolicy:
         B, T = self._setpoints.shape[0], self._setpoints.shape[1]
         if obs.shape[0] != B:
             raise ValueError(f"expected observations for {B} sites, got {obs.shape[0]}")
-        t = _step_index(self._ctx, obs, self._t, T)
+        t = step_index(self._ctx, obs, self._t, T)
         self._t = t + 1
         return self._ctx.decoder.encode(self._setpoints[:, t]).astype(np.float32)
 
 
-def _step_index(ctx: PolicyContext, obs: np.ndarray, counted: int, n_steps: int) -> int:
+def step_index(ctx: PolicyContext, obs: np.ndarray, counted: int, n_steps: int) -> int:
     """The current step: the policy's own count of ``act`` calls since ``reset``, re-synchronised
     from the ``hours_left_h`` feature in the last 24 h of the episode (where it is not capped)."""
     t = counted

@@ -199,6 +199,11 @@ class Envelope:
     slope: np.ndarray  # [n, m]
     intercept: np.ndarray  # [n, m]
     keep: np.ndarray  # [n, m] bool
+    # where the exact upper hull is known (concave case): the hull is the first line (from the
+    # standby point) up to ``pause_end`` and the function itself beyond, so tangents at any
+    # ``x > pause_end`` are valid lines too (used to refine the envelope lazily)
+    exact: np.ndarray | None = None  # [n] bool
+    pause_end: np.ndarray | None = None  # [n]
 
     def value(self, x: np.ndarray) -> np.ndarray:
         """Envelope at ``x`` (``[n]`` or ``[n, G]``)."""
@@ -284,8 +289,35 @@ def _tangent_envelope(
     keep = np.concatenate([np.ones((n, 1), dtype=bool), keep_k], axis=1)
     same = (slope[:, 1:] == slope[:, :-1]) & (icpt[:, 1:] == icpt[:, :-1])
     keep[:, 1:] &= ~same  # e.g. the flat tangents of min(d, x^b) beyond full service
-    scale = np.maximum(np.abs(icpt) + np.abs(slope), 1.0)
-    return Envelope(slope, icpt + 1e-12 * scale, keep)
+    icpt = icpt + _MARGIN * np.maximum(np.abs(icpt) + np.abs(slope), 1.0)
+    return Envelope(slope, icpt, keep, np.ones(n, dtype=bool), x_t[:, 0].copy())
+
+
+_MARGIN = 1e-12  # relative safety margin added to every line's intercept (rounding)
+
+
+def tangent_lines(
+    params: SiteLPParams, which: str, x: np.ndarray, d: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tangent (supergradient) lines ``(slope, intercept)`` of training work (``which =
+    "training"``) or inference served (``"served"``) at running IT fractions ``x``: valid upper
+    bounds wherever the function is concave on ``[floor, 1]`` and ``x`` lies beyond the pause
+    line's end (see :class:`Envelope`)."""
+    fun = _training if which == "training" else _served
+    f, fp = fun(params, np.asarray(x, dtype=np.float64), np.asarray(d, dtype=np.float64))
+    icpt = f - fp * x
+    return fp, icpt + _MARGIN * np.maximum(np.abs(icpt) + np.abs(fp), 1.0)
+
+
+def hull_value(
+    params: SiteLPParams, which: str, env: Envelope, x: np.ndarray, d: np.ndarray
+) -> np.ndarray:
+    """The exact upper hull at ``x`` for the rows where ``env.exact`` (NaN elsewhere)."""
+    assert env.exact is not None and env.pause_end is not None
+    fun = _training if which == "training" else _served
+    f, _ = fun(params, np.maximum(x, params.cap_floor_frac), d)
+    pause = env.intercept[:, 0] + env.slope[:, 0] * x
+    return np.where(env.exact, np.where(x <= env.pause_end, pause, f), np.nan)
 
 
 def _grid_envelope(params: SiteLPParams, d: np.ndarray, n_lines: int, n_grid: int) -> Envelope:
@@ -324,7 +356,10 @@ def _grid_envelope(params: SiteLPParams, d: np.ndarray, n_lines: int, n_grid: in
     for k in range(slope.shape[1]):
         shift[:, k] = np.max(f - (icpt[:, k : k + 1] + slope[:, k : k + 1] * xg), axis=1)
     icpt = icpt + np.maximum(shift, 0.0) + eps[:, None]
-    return Envelope(slope, icpt, np.ones_like(slope, dtype=bool))
+    n = slope.shape[0]
+    return Envelope(
+        slope, icpt, np.ones_like(slope, dtype=bool), np.zeros(n, dtype=bool), np.ones(n)
+    )
 
 
 def _power_term_range(
@@ -360,6 +395,7 @@ def compute_envelopes(
     inference_demand_frac: np.ndarray,
     n_lines: int = 16,
     n_grid: int = 256,
+    n_tangents: int | None = None,
 ) -> tuple[Envelope, Envelope]:
     """Concave piecewise-linear upper envelopes of training work (IT kWh) and inference served
     (fraction) as functions of the applied IT fraction, one per step.
@@ -370,10 +406,11 @@ def compute_envelopes(
     * inference served ``min(d, x^b_inf)`` is concave on ``[floor, 1]``, and so is training work
       in the usual case (:func:`training_is_concave`): the envelope is the exact upper hull of the
       standby point and the curve — the line from standby to the point of steepest ascent, then
-      tangent lines at ``n_lines`` breakpoints (no grid, no gap bound needed);
-    * otherwise (training work when inference is short at the floor) secants on a fine grid of
-      ``n_grid`` points raised by their largest excess plus a bound on the between-grid-points
-      error (:func:`_grid_envelope`).
+      tangent lines at ``n_tangents`` (default ``n_lines``) breakpoints (no grid, no gap bound
+      needed; :func:`solve_site_lp` adds tangents where the LP's solution needs them);
+    * otherwise (training work when inference is short at the floor) ``n_lines`` secants on a
+      fine grid of ``n_grid`` points raised by their largest excess plus a bound on the
+      between-grid-points error (:func:`_grid_envelope`).
 
     Returns
     -------
@@ -383,20 +420,26 @@ def compute_envelopes(
     d = np.asarray(inference_demand_frac, dtype=np.float64).reshape(-1, 1)
     n = d.shape[0]
     zero = np.zeros((n, 1))
-    served = _tangent_envelope(p, _served, d, zero, n_lines)
+    n_tan = n_lines if n_tangents is None else n_tangents
+    served = _tangent_envelope(p, _served, d, zero, n_tan)
     # flat lines at d are implied by the column bound s <= d
     flat = (served.slope == 0.0) & (served.intercept >= d - 1e-12)
-    served = Envelope(served.slope, served.intercept, served.keep & ~flat)
+    flat[:, 0] = False  # the pause line stays (the lazy refinement reads it)
+    served = Envelope(
+        served.slope, served.intercept, served.keep & ~flat, served.exact, served.pause_end
+    )
     concave = training_is_concave(p, d[:, 0])
     if np.all(concave):
-        return _tangent_envelope(p, _training, d, zero, n_lines), served
-    m = n_lines + 1
+        return _tangent_envelope(p, _training, d, zero, n_tan), served
+    m = n_tan + 1
     slope = np.zeros((n, m))
     icpt = np.zeros((n, m))
     keep = np.zeros((n, m), dtype=bool)
+    pause_end = np.ones(n)
     if np.any(concave):
-        env = _tangent_envelope(p, _training, d[concave], zero[concave], n_lines)
+        env = _tangent_envelope(p, _training, d[concave], zero[concave], n_tan)
         slope[concave], icpt[concave], keep[concave] = env.slope, env.intercept, env.keep
+        pause_end[concave] = env.pause_end
     other = ~concave
     env = _grid_envelope(p, d[other], n_lines, n_grid)
     mg = env.slope.shape[1]
@@ -407,7 +450,7 @@ def compute_envelopes(
         keep = np.pad(keep, ((0, 0), (0, pad)))
     slope[other, :mg], icpt[other, :mg], keep[other, :mg] = env.slope, env.intercept, env.keep
     keep[other, mg:] = False
-    return Envelope(slope, icpt, keep), served
+    return Envelope(slope, icpt, keep, concave, pause_end), served
 
 
 # ------------------------------------------------------------------------------ car block
@@ -416,10 +459,13 @@ class CarBlock:
     """Per-car EV charging decisions for ``soft`` mode (a relaxation, see :mod:`agents.oracle`).
 
     Car ``c`` may take DC power ``q_{c,j} >= 0`` in the steps ``j >= start_step[c]`` of the window,
-    at most ``cap_kw[c]`` (stall kW) and under the lines ``q <= icpt + slope * soc`` of a concave
-    upper envelope of its acceptance curve x power scale, with ``soc`` the car's SoC at the end
-    of the step for rising lines and at its start for falling ones; its total energy is at most
-    ``energy_max_kwh[c]`` (up to its target SoC). Revenue: retail price x DC kWh.
+    at most ``cap_kw[c]`` (stall kW). A cumulative-energy variable ``y_{c,j}`` (DC kWh delivered up
+    to the end of step ``j``) is at most ``energy_max_kwh[c]`` (up to the target SoC), and each
+    line of a concave upper envelope of the acceptance curve x power scale caps the power:
+    ``q_{c,j} <= icpt + slope * (soc0 + y / battery_kwh)`` with ``y`` taken after the step for
+    rising lines and before it for falling ones (the step's mean SoC lies between, and a concave
+    envelope of the curve bounds the mean of the curve over the step). Revenue: retail price x
+    DC kWh.
     """
 
     start_step: np.ndarray  # [N] int, first window step the car may charge
@@ -483,6 +529,7 @@ class SiteLPSolution:
     solve_time_s: float
     n_rows: int
     n_cols: int
+    refine_rounds: int = 0  # lazy envelope refinement rounds (see solve_site_lp)
 
     @property
     def battery_kw(self) -> np.ndarray:
@@ -556,10 +603,12 @@ def backlog_can_bind(params: SiteLPParams, inputs: SiteLPInputs) -> bool:
 def build_site_lp(
     params: SiteLPParams,
     inputs: SiteLPInputs,
+    envelopes: tuple[Envelope, Envelope] | None = None,
     n_lines: int = 16,
     n_grid: int = 256,
-) -> tuple[highspy.HighsLp, _Layout]:
-    """Assemble the LP (vectorised COO -> row-wise CSR) for :func:`solve_site_lp`."""
+) -> tuple[LpArrays, _Layout]:
+    """Assemble the LP (vectorised COO -> row-wise CSR) for :func:`solve_site_lp`, with the given
+    compute envelopes (training, served) or ones from :func:`compute_envelopes`."""
     p, u = params, inputs
     n = u.n_steps
     if n < 1:
@@ -658,7 +707,9 @@ def build_site_lp(
     )
 
     # ---- compute envelopes: w - slope x <= icpt, s - slope x <= icpt
-    env_w, env_s = compute_envelopes(p, u.inference_demand_frac, n_lines, n_grid)
+    if envelopes is None:
+        envelopes = compute_envelopes(p, u.inference_demand_frac, n_lines, n_grid)
+    env_w, env_s = envelopes
     for env, var in ((env_w, w), (env_s, s)):
         jj, kk = np.nonzero(env.keep)
         r = np.arange(jj.shape[0])
@@ -769,36 +820,74 @@ def build_site_lp(
             )
 
     layout = _Layout(n, x, w, s, c, d, e, imp, exp, z, b, pk, q, n_cols, offset, car_cols)
-    lp = _to_highs_lp(rows, lo, hi, cost, offset)
-    return lp, layout
+    return _to_arrays(rows, lo, hi, cost, offset), layout
 
 
-def _to_highs_lp(
+@dataclass(frozen=True)
+class LpArrays:
+    """An LP in HiGHS's row-wise CSR form (maximisation), ready for ``Highs.passModel``."""
+
+    col_cost: np.ndarray
+    col_lower: np.ndarray
+    col_upper: np.ndarray
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    a_start: np.ndarray  # int32 [n_rows + 1]
+    a_index: np.ndarray  # int32
+    a_value: np.ndarray
+    offset: float
+
+    @property
+    def n_cols(self) -> int:
+        return int(self.col_cost.shape[0])
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.row_lower.shape[0])
+
+    def pass_to(self, h: highspy.Highs) -> None:
+        """Load the LP into a HiGHS instance (replacing its model)."""
+        status = h.passModel(
+            self.n_cols,
+            self.n_rows,
+            int(self.a_index.shape[0]),
+            int(highspy.MatrixFormat.kRowwise),
+            int(highspy.ObjSense.kMaximize),
+            self.offset,
+            self.col_cost,
+            self.col_lower,
+            self.col_upper,
+            self.row_lower,
+            self.row_upper,
+            self.a_start,
+            self.a_index,
+            self.a_value,
+            np.zeros(self.n_cols, dtype=np.int32),
+        )
+        if status != highspy.HighsStatus.kOk:
+            raise RuntimeError(f"HiGHS rejected the site LP (status {status})")
+
+
+def _to_arrays(
     rows: _Coo, lo: np.ndarray, hi: np.ndarray, cost: np.ndarray, offset: float
-) -> highspy.HighsLp:
+) -> LpArrays:
     r = np.concatenate(rows.rows)
     cidx = np.concatenate(rows.cols)
     v = np.concatenate(rows.vals)
     order = np.argsort(r, kind="stable")
     start = np.zeros(rows.n + 1, dtype=np.int32)
     np.cumsum(np.bincount(r, minlength=rows.n), out=start[1:])
-    lp = highspy.HighsLp()
-    lp.num_col_ = int(lo.shape[0])
-    lp.num_row_ = int(rows.n)
-    lp.col_cost_ = cost
-    lp.col_lower_ = lo
-    lp.col_upper_ = hi
-    lp.row_lower_ = np.concatenate(rows.lo)
-    lp.row_upper_ = np.concatenate(rows.hi)
-    lp.sense_ = highspy.ObjSense.kMaximize
-    lp.offset_ = float(offset)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-    lp.a_matrix_.num_col_ = int(lo.shape[0])
-    lp.a_matrix_.num_row_ = int(rows.n)
-    lp.a_matrix_.start_ = start
-    lp.a_matrix_.index_ = cidx[order].astype(np.int32)
-    lp.a_matrix_.value_ = v[order]
-    return lp
+    return LpArrays(
+        col_cost=np.ascontiguousarray(cost, dtype=np.float64),
+        col_lower=np.ascontiguousarray(lo, dtype=np.float64),
+        col_upper=np.ascontiguousarray(hi, dtype=np.float64),
+        row_lower=np.concatenate(rows.lo),
+        row_upper=np.concatenate(rows.hi),
+        a_start=start,
+        a_index=cidx[order].astype(np.int32),
+        a_value=np.ascontiguousarray(v[order]),
+        offset=float(offset),
+    )
 
 
 def solve_site_lp(
@@ -807,6 +896,9 @@ def solve_site_lp(
     highs: highspy.Highs | None = None,
     n_lines: int = 16,
     n_grid: int = 256,
+    lazy: bool = True,
+    refine_tol: float = 1e-5,
+    max_rounds: int = 50,
 ) -> SiteLPSolution:
     """Build and solve the LP of one window.
 
@@ -818,6 +910,15 @@ def solve_site_lp(
         A HiGHS instance to reuse (MPC keeps one per site); a new silent one by default.
     n_lines, n_grid
         Envelope resolution (see :func:`compute_envelopes`).
+    lazy
+        Start the concave envelopes with 3 tangents per step and add, round by round (warm
+        started), the tangent at the LP's IT fraction wherever the LP's training work or
+        inference served exceeds the exact hull there by more than ``refine_tol`` (x IT kWh of
+        the step for training). Every line is a valid upper bound, so the LP value is a true upper
+        bound after any round; the rounds only tighten it to within ``refine_tol`` at the
+        solution. Much smaller LPs than ``n_lines`` tangents everywhere (``lazy=False``).
+    max_rounds
+        Limit on refinement rounds (the value stays an upper bound if it is reached).
 
     Raises
     ------
@@ -827,21 +928,70 @@ def solve_site_lp(
         is allowed).
     """
     t0 = time.perf_counter()
-    lp, lay = build_site_lp(params, inputs, n_lines, n_grid)
+    p, u = params, inputs
+    d = np.asarray(u.inference_demand_frac, dtype=np.float64)
+    envs = compute_envelopes(p, d, n_lines, n_grid, n_tangents=3 if lazy else n_lines)
+    lp, lay = build_site_lp(p, u, envs)
     t1 = time.perf_counter()
     h = highs if highs is not None else new_highs()
-    h.passModel(lp)
-    h.run()
+    # presolve pays off only for the large soft-mode LP with per-car variables
+    h.setOptionValue("presolve", "on" if u.cars is not None else "off")
+    lp.pass_to(h)
+    build_s = t1 - t0
+    solve_s = _run(h)
+    n, A = lay.n, p.it_kw * p.dt_h
+    j = np.arange(n)
+    rounds = 0
+    while lazy and rounds < max_rounds:
+        sol = np.asarray(h.getSolution().col_value)
+        x = np.clip(sol[lay.x : lay.x + n], p.standby_frac, 1.0)
+        t2 = time.perf_counter()
+        blocks = []
+        for which, env, var, tol in (
+            ("training", envs[0], lay.w, refine_tol * A),
+            ("served", envs[1], lay.s, refine_tol),
+        ):
+            assert env.exact is not None and env.pause_end is not None
+            over = sol[var : var + n] - hull_value(p, which, env, x, d) > tol
+            viol = env.exact & (x > env.pause_end) & over
+            if np.any(viol):
+                slope, icpt = tangent_lines(p, which, x[viol], d[viol])
+                blocks.append((var + j[viol], lay.x + j[viol], slope, icpt))
+        if not blocks:
+            break
+        cols_a = np.concatenate([b[0] for b in blocks])
+        cols_x = np.concatenate([b[1] for b in blocks])
+        slope = np.concatenate([b[2] for b in blocks])
+        icpt = np.concatenate([b[3] for b in blocks])
+        k = cols_a.shape[0]
+        index = np.empty(2 * k, dtype=np.int32)
+        index[0::2], index[1::2] = cols_a, cols_x
+        value = np.empty(2 * k)
+        value[0::2], value[1::2] = 1.0, -slope
+        h.addRows(
+            k, np.full(k, -np.inf), icpt, 2 * k, np.arange(0, 2 * k, 2, dtype=np.int32),
+            index, value,
+        )  # fmt: skip
+        build_s += time.perf_counter() - t2
+        solve_s += _run(h)
+        rounds += 1
     status = h.getModelStatus()
-    t2 = time.perf_counter()
     if status != _STATUS_OPTIMAL:
         raise RuntimeError(
             f"site LP not solved to optimality: HiGHS status {h.modelStatusToString(status)!r} "
-            f"({lp.num_row_} rows, {lp.num_col_} columns)"
+            f"({h.getNumRow()} rows, {h.getNumCol()} columns)"
         )
     sol = np.asarray(h.getSolution().col_value)
-    return _extract(params, inputs, lay, sol, float(h.getInfo().objective_function_value),
-                    t1 - t0, t2 - t1, lp.num_row_, lp.num_col_)  # fmt: skip
+    out = _extract(p, u, lay, sol, float(h.getInfo().objective_function_value),
+                   build_s, solve_s, int(h.getNumRow()), int(h.getNumCol()))  # fmt: skip
+    out.refine_rounds = rounds
+    return out
+
+
+def _run(h: highspy.Highs) -> float:
+    t = time.perf_counter()
+    h.run()
+    return time.perf_counter() - t
 
 
 def _extract(

@@ -210,7 +210,7 @@ class TqdmCallback(BaseCallback):
 
     def _on_training_start(self) -> None:
         self.bar = tqdm(
-            total=self.total, initial=self.start, desc="train", unit="step", dynamic_ncols=True
+            total=self.total, initial=self.start, desc="train", unit="step", dynamic_ncols=True, mininterval=2.0
         )
 
     def _on_step(self) -> bool:
