@@ -80,10 +80,11 @@ def expand_dotted(overrides: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _resolve_piece(ref: str, here: Path) -> Path:
-    local = (here / ref).with_suffix(".yaml") if not ref.endswith(".yaml") else here / ref
+    name = ref if ref.endswith((".yaml", ".yml")) else ref + ".yaml"
+    local = here / name
     if local.is_file():
         return local
-    preset = preset_root() / (ref if ref.endswith(".yaml") else ref + ".yaml")
+    preset = preset_root() / name
     if preset.is_file():
         return preset
     raise ConfigError(f"{here}: extends: piece {ref!r} not found (looked at {local} and {preset})")
@@ -185,7 +186,9 @@ def load_scenario(
             f"scenario must be a name, path, mapping or ScenarioConfig (got {type(scenario).__name__})"
         )
     if overrides:
-        data = deep_merge(data, expand_dotted(overrides))
+        # merge onto the full defaults so an override of one nested field keeps its siblings
+        defaults = ScenarioConfig.model_construct().model_dump(mode="python")
+        data = deep_merge(deep_merge(defaults, data), expand_dotted(overrides))
         source += " + overrides"
     try:
         return ScenarioConfig.model_validate(data)

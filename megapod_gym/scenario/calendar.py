@@ -9,11 +9,6 @@ import numpy as np
 
 from megapod_gym.config.schema import TimeWindow
 
-# Month (1..12) of each day of a 365-day year, index 0 = January 1.
-_MONTH_OF_DOY = np.repeat(
-    np.arange(1, 13, dtype=np.int8), [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-)
-
 
 @dataclass(frozen=True)
 class Calendar:
@@ -26,22 +21,17 @@ class Calendar:
     day: np.ndarray  # int64, day number since the episode start (0-based)
 
 
-def make_calendar(year: int, start_day_of_year: int, n: int, step_min: int) -> Calendar:
-    """Calendar of ``n`` steps starting at local midnight of ``start_day_of_year`` (1-based).
-
-    Years are treated as 365 days (February 29 is skipped); an episode that runs past December 31
-    continues into January of the same synthetic year.
-    """
+def make_calendar(start: dt.date, n: int, step_min: int) -> Calendar:
+    """Calendar of ``n`` steps starting at local midnight of ``start`` (real dates: leap years and
+    year ends are handled by the calendar itself)."""
     minutes = np.arange(n, dtype=np.int64) * step_min
     day = minutes // 1440
-    hour = (minutes % 1440) / 60.0
-    first_weekday = dt.date(year, 1, 1).weekday()
-    doy0 = (start_day_of_year - 1 + day) % 365
+    dates = np.datetime64(start, "D") + day.astype("timedelta64[D]")
     return Calendar(
-        hour=hour,
+        hour=(minutes % 1440) / 60.0,
         hour_index=(minutes % 1440) // 60,
-        weekday=(first_weekday + start_day_of_year - 1 + day) % 7,
-        month=_MONTH_OF_DOY[doy0].astype(np.int64),
+        weekday=(dates.astype(np.int64) + 3) % 7,  # 1970-01-01 was a Thursday (Monday = 0)
+        month=dates.astype("datetime64[M]").astype(np.int64) % 12 + 1,
         day=day,
     )
 

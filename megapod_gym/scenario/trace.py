@@ -135,20 +135,23 @@ class TraceSampler:
         ]
 
     def sample(self, seeds: Sequence[int] | np.ndarray) -> ExogenousTrace:
-        """One trace row per seed."""
-        seeds = np.asarray(seeds, dtype=np.int64).reshape(-1)
-        if seeds.size == 0:
+        """One trace row per seed (any non-negative integer; ``trace.seeds`` keeps it modulo
+        2**63 so it fits an int64)."""
+        seeds = [int(s) for s in np.asarray(seeds, dtype=object).reshape(-1)]
+        if not seeds:
             raise ValueError("seeds must not be empty")
-        rows = [self._sample_site(int(s)) for s in seeds]
-        return ExogenousTrace.stack(rows)
+        if min(seeds) < 0:
+            raise ValueError(f"trace seeds must be non-negative integers (got {min(seeds)})")
+        return ExogenousTrace.stack([self._sample_site(s) for s in seeds])
 
     def _sample_site(self, seed: int) -> ExogenousTrace:
         cfg = self.config
         ep, tariff, compute = cfg.episode, cfg.tariff, cfg.compute
         rng = np.random.default_rng(seed)
+        seed %= 2**63
         T, H = self.n_steps, self.horizon_steps
         start = self._start_days[int(rng.integers(len(self._start_days)))]
-        cal = make_calendar(start.year, start.timetuple().tm_yday, T + H, ep.step_min)
+        cal = make_calendar(start, T + H, ep.step_min)
         ep_cal = _head(cal, T)
 
         # Energy prices ($/kWh) and the forecast the controller may use.
