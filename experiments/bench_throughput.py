@@ -123,7 +123,7 @@ def main() -> None:
     rows.append(("PPO training, native vector env (16 sites)", native, f"{native / subproc:.1f}x SubprocVecEnv"))
     rows.append(("PPO training, SubprocVecEnv (16 sites)", subproc, "reference"))
 
-    print(f"| measurement | env-steps/s | note |\n|---|---:|---|")
+    print("| measurement | env-steps/s | note |\n|---|---:|---|")
     for name, rate, note in rows:
         print(f"| {name} | {rate:,.0f} | {note} |")
     print(f"\nmemory per site (native vector env, N=4096): {memory_per_site(4096) / 1024:.1f} KiB")
