@@ -210,7 +210,12 @@ class TqdmCallback(BaseCallback):
 
     def _on_training_start(self) -> None:
         self.bar = tqdm(
-            total=self.total, initial=self.start, desc="train", unit="step", dynamic_ncols=True, mininterval=2.0
+            total=self.total,
+            initial=self.start,
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=2.0,
         )
 
     def _on_step(self) -> bool:

@@ -27,7 +27,14 @@ def ctx() -> PolicyContext:
 
 def observe(ctx: PolicyContext, **raw: float) -> np.ndarray:
     base = dict.fromkeys(ctx.encoder.names, 0.0)
-    base.update(pue=1.1, battery_soc_frac=0.5, ambient_c=20.0, price_usd_per_kwh=0.2, price_next_24h_mean_usd_per_kwh=0.2, hours_left_h=12.0)
+    base.update(
+        pue=1.1,
+        battery_soc_frac=0.5,
+        ambient_c=20.0,
+        price_usd_per_kwh=0.2,
+        price_next_24h_mean_usd_per_kwh=0.2,
+        hours_left_h=12.0,
+    )
     base.update(raw)
     return ctx.encoder.encode(ctx.encoder.from_mapping(base))[None]
 
@@ -65,17 +72,25 @@ def test_greedy_fills_headroom_after_cars_and_leaves_battery_idle(ctx: PolicyCon
 
 def test_tou_arbitrage_charges_cheap_and_discharges_dear(ctx: PolicyContext) -> None:
     p = make(TouArbitrage, ctx)
-    cheap = setpoints(p, ctx, observe(ctx, price_usd_per_kwh=0.17, price_next_24h_mean_usd_per_kwh=0.25))
+    cheap = setpoints(
+        p, ctx, observe(ctx, price_usd_per_kwh=0.17, price_next_24h_mean_usd_per_kwh=0.25)
+    )
     assert cheap[1] < 0.0  # charging from the headroom compute leaves (180 kW at night)
-    dear = setpoints(p, ctx, observe(ctx, price_usd_per_kwh=0.41, price_next_24h_mean_usd_per_kwh=0.25))
+    dear = setpoints(
+        p, ctx, observe(ctx, price_usd_per_kwh=0.41, price_next_24h_mean_usd_per_kwh=0.25)
+    )
     assert dear[1] == pytest.approx(CFG.battery.discharge_kw, rel=1e-4)
-    flat = setpoints(p, ctx, observe(ctx, price_usd_per_kwh=0.25, price_next_24h_mean_usd_per_kwh=0.25))
+    flat = setpoints(
+        p, ctx, observe(ctx, price_usd_per_kwh=0.25, price_next_24h_mean_usd_per_kwh=0.25)
+    )
     assert flat[1] == pytest.approx(0.0, abs=1e-3)
 
 
 def test_price_threshold_pauses_above_compute_value_and_runs_below(ctx: PolicyContext) -> None:
     p = make(PriceThreshold, ctx)
-    spike = setpoints(p, ctx, observe(ctx, price_usd_per_kwh=5.0, price_next_24h_mean_usd_per_kwh=0.3))
+    spike = setpoints(
+        p, ctx, observe(ctx, price_usd_per_kwh=5.0, price_next_24h_mean_usd_per_kwh=0.3)
+    )
     assert spike[0] < CFG.compute.cap_floor_frac  # paused
     assert spike[1] > 0.0  # battery discharges above high x mean
     normal = setpoints(p, ctx, observe(ctx, price_usd_per_kwh=0.2))

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from agents.baselines import CarsFirstGreedy
-from agents.evaluation import EVAL_SEED_BASE, TRAIN_SEED_LIMIT, bootstrap_ci, eval_seeds, mean_ci, normalized_score, run_policy
+from agents.evaluation import (
+    EVAL_SEED_BASE,
+    TRAIN_SEED_LIMIT,
+    bootstrap_ci,
+    eval_seeds,
+    mean_ci,
+    normalized_score,
+    run_policy,
+)
 from agents.policy import PolicyContext
 from megapod_gym.config import load_scenario
 from megapod_gym.envs.site_env import MegapodSiteEnv
@@ -19,7 +27,9 @@ def test_normalized_score_anchors() -> None:
     assert normalized_score(o, g, o) == 100.0
     assert normalized_score(np.array([105.0, 210.0]), g, o) == pytest.approx(50.0)
     # aggregated before dividing: a quiet day (optimum == greedy) does not blow up
-    assert normalized_score(np.array([105.0, 200.0]), np.array([100.0, 200.0]), np.array([110.0, 200.0])) == pytest.approx(50.0)
+    assert normalized_score(
+        np.array([105.0, 200.0]), np.array([100.0, 200.0]), np.array([110.0, 200.0])
+    ) == pytest.approx(50.0)
     assert np.isnan(normalized_score(g, g, g))
 
 

@@ -22,7 +22,13 @@ TINY = {
     "a2c": {"n_steps": 8},
     "sac": {"buffer_size": 2000, "learning_starts": 64, "batch_size": 32},
     "td3": {"buffer_size": 2000, "learning_starts": 64, "batch_size": 32},
-    "recurrent_ppo": {"policy": "MlpLstmPolicy", "n_steps": 32, "batch_size": 64, "n_epochs": 1, "policy_kwargs": {"lstm_hidden_size": 8, "net_arch": [16]}},
+    "recurrent_ppo": {
+        "policy": "MlpLstmPolicy",
+        "n_steps": 32,
+        "batch_size": 64,
+        "n_epochs": 1,
+        "policy_kwargs": {"lstm_hidden_size": 8, "net_arch": [16]},
+    },
 }
 
 
@@ -78,7 +84,9 @@ def test_normalization_statistics_round_trip(tmp_path: Path) -> None:
     np.testing.assert_array_equal(policy.normalizer.mean, vn.obs_rms.mean)
     np.testing.assert_array_equal(policy.normalizer.var, vn.obs_rms.var)
     obs = np.random.default_rng(0).normal(size=(5, 27)).astype(np.float32)
-    expected = np.clip((obs - vn.obs_rms.mean) / np.sqrt(vn.obs_rms.var + vn.epsilon), -vn.clip_obs, vn.clip_obs)
+    expected = np.clip(
+        (obs - vn.obs_rms.mean) / np.sqrt(vn.obs_rms.var + vn.epsilon), -vn.clip_obs, vn.clip_obs
+    )
     np.testing.assert_allclose(policy.normalizer(obs), expected, rtol=1e-6, atol=1e-6)
     assert not vn.norm_reward or vn.ret_rms.count > 1  # reward statistics were updated in training
 
