@@ -8,7 +8,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from megapod_gym.config import ConfigError
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -179,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run folders")
     p.add_argument("--out", default="runs/compare", help="output folder")
     p.set_defaults(func=_cmd_compare)
+
+    from agents.export_cli import add_commands as add_export_commands
+
+    add_export_commands(sub)
     return parser
 
 
@@ -189,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, ValueError, FileNotFoundError, FileExistsError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:  # ConfigError is a ValueError
         print(f"megapod {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

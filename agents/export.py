@@ -35,7 +35,7 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -49,9 +49,13 @@ from megapod_gym.runtime.controller import (
     INPUT_NAME,
     OUTPUT_NAME,
     SITE_KEYS,
+    PolicyController,
     sidecar_path,
     torchscript_path,
 )
+
+if TYPE_CHECKING:
+    from agents.policy import PolicyContext
 
 Exporter = Literal["auto", "torchscript", "dynamo"]
 EXPORTABLE_ALGOS = ("ppo", "a2c", "sac", "td3")
@@ -464,7 +468,8 @@ def export_policy(
         The ONNX file to write, ending in ``.onnx``; the sidecar is written beside it with the
         suffix ``.json`` (and the TorchScript file with ``.pt``).
     force
-        Replace existing output files; otherwise an existing file is an error.
+        Replace existing output files (and remove a ``.pt`` left by an earlier export when
+        ``torchscript`` is false); otherwise an existing file is an error.
     torchscript
         Also write a TorchScript module (``.pt``) of the same graph, for PyTorch consumers.
     exporter
@@ -526,7 +531,6 @@ def export_policy(
             f"-> {decoder.size} actions)"
         )
     normalizer = ObsNormalizer.from_vecnormalize(load_vecnormalize(norm_path))
-    torch.set_num_threads(1)
     module = build_export_module(model, algo, normalizer)
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -555,6 +559,9 @@ def export_policy(
         tmp.unlink(missing_ok=True)
 
     ts_info = None
+    stale = torchscript_path(out)
+    if not torchscript and force and stale.exists():  # a .pt of the replaced export
+        stale.unlink()
     if torchscript:
         ts_path = torchscript_path(out)
         ts_tmp = ts_path.with_name(f".{ts_path.name}.{os.getpid()}.tmp")
@@ -600,3 +607,29 @@ def export_policy(
     side_tmp.write_text(json.dumps(sidecar, indent=2, allow_nan=False) + "\n")
     os.replace(side_tmp, side)
     return out
+
+
+class OnnxPolicy:
+    """An exported ``policy.onnx`` behind the :class:`~agents.policy.Policy` interface, so the
+    exported network runs through the same evaluation code as everything else (``run_policy``,
+    benchmarks): observations in, actions in [-1, 1] out; the environment decodes and dispatches.
+
+    ``reset`` refuses a site whose observation or action layout differs from the export's.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], name: str | None = None) -> None:
+        self.controller = PolicyController.load(path)
+        self.name = name or f"{Path(path).stem} (onnx)"
+
+    def reset(self, context: PolicyContext) -> None:
+        enc, dec = context.encoder, context.decoder
+        c = self.controller
+        if enc.describe() != c.encoder.describe() or dec.names != c.action_names:
+            raise ValueError(
+                f"{c.path} was exported for another site layout (features {c.encoder.site}, "
+                f"actions {list(c.action_names)}) than this scenario's ({enc.site}, "
+                f"{list(dec.names)})"
+            )
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.controller.act(obs)

@@ -35,6 +35,10 @@ def make_policy(name_or_path: str) -> Policy:
 
         return MPCPolicy()
     path = Path(name_or_path)
+    if path.suffix == ".onnx" and path.is_file():
+        from agents.export import OnnxPolicy
+
+        return OnnxPolicy(path)
     if path.exists():
         from agents.trained import load_trained_policy
 

@@ -7,6 +7,7 @@ controller runtime, so this module needs NumPy only. Feature ``i`` is
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -163,7 +164,7 @@ class ObservationEncoder:
                 raise ValueError(
                     f"measurements.{n}: must be a number (got {values[n]!r})"
                 ) from None
-            if not np.isfinite(out[i]):
+            if not math.isfinite(out[i]):
                 raise ValueError(f"measurements.{n}: must be finite (got {values[n]!r})")
         return out
 

@@ -192,18 +192,26 @@ class _Site:
         for key in SITE_KEYS:
             if key == "ev_priority":
                 continue
-            v = site[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise PolicyFileError(f"{where}: site.{key} must be a finite number (got {v!r})")
-            values[key] = float(v)
+            x = site[key]
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+                raise PolicyFileError(f"{where}: site.{key} must be a finite number (got {x!r})")
+            values[key] = float(x)
+        v = values
         checks = {
-            "import_limit_kw": values["import_limit_kw"] > 0,
-            "export_limit_kw": values["export_limit_kw"] >= 0,
-            "dt_h": values["dt_h"] > 0,
-            "it_kw": values["it_kw"] > 0,
-            "battery_charge_efficiency": 0 < values["battery_charge_efficiency"] <= 1,
-            "battery_discharge_efficiency": 0 < values["battery_discharge_efficiency"] <= 1,
-            "battery_soc_max": 0 <= values["battery_soc_min"] < values["battery_soc_max"] <= 1,
+            "import_limit_kw": v["import_limit_kw"] > 0,
+            "export_limit_kw": v["export_limit_kw"] >= 0,
+            "dt_h": v["dt_h"] > 0 and math.isclose(v["dt_h"], v["step_min"] / 60.0),
+            "it_kw": v["it_kw"] > 0,
+            "cap_floor_frac": 0 < v["cap_floor_frac"] < 1,
+            "standby_frac": 0 <= v["standby_frac"] <= v["cap_floor_frac"],
+            "ev_capacity_kw": v["ev_capacity_kw"] >= 0,
+            "battery_energy_kwh": v["battery_energy_kwh"] >= 0,
+            "battery_charge_kw": v["battery_charge_kw"] >= 0,
+            "battery_discharge_kw": v["battery_discharge_kw"] >= 0,
+            "battery_charge_efficiency": 0 < v["battery_charge_efficiency"] <= 1,
+            "battery_discharge_efficiency": 0 < v["battery_discharge_efficiency"] <= 1,
+            "battery_soc_max": 0 <= v["battery_soc_min"] < v["battery_soc_max"] <= 1,
+            "battery_aux_kw": v["battery_aux_kw"] >= 0,
         }
         for key, ok in checks.items():
             if not ok:
@@ -602,6 +610,17 @@ class PolicyController:
             f"{where}battery_kw {batt:.3f} outside its feasible range [{lo:.3f}, {hi:.3f}] kW; "
             "nothing emitted"
         )
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """The graph alone: observations ``[B, F]`` (as the environment emits them) -> actions
+        ``[B, n]`` in [-1, 1], float32. No measurement checks and no dispatch: for evaluating the
+        exported network in the environment (``agents.export.OnnxPolicy``)."""
+        x = np.asarray(obs, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.encoder.size:
+            raise MeasurementError(
+                f"observations must have shape (batch, {self.encoder.size}); got {x.shape}"
+            )
+        return self._session.run(None, {INPUT_NAME: x})[0]
 
     # --------------------------------------------------------------------------- metadata
     @property
