@@ -145,6 +145,14 @@ _OWN_KEYS = set(TrainConfig.model_fields) - {"hyperparams"}
 def parse_train_config(data: Mapping[str, Any], source: str = "mapping") -> TrainConfig:
     """Validate a flat Zoo-style mapping: own keys + the algorithm's hyperparameters."""
     data = dict(data)
+    nested = data.pop("hyperparams", None)  # a resolved config.yaml nests them; flatten
+    if nested is not None:
+        if not isinstance(nested, Mapping):
+            raise TrainConfigError(f"{source}: hyperparams must be a mapping")
+        clash = sorted(set(nested) & set(data))
+        if clash:
+            raise TrainConfigError(f"{source}: {clash} given both at the top level and under hyperparams")
+        data.update(nested)
     algo = data.get("algo")
     if algo not in ALGOS:
         raise TrainConfigError(f"{source}: algo must be one of {sorted(ALGOS)} (got {algo!r})")

@@ -75,6 +75,17 @@ def test_resume_continues_the_step_counter_and_curves(tmp_path: Path) -> None:
     assert len(list((out / "checkpoints").glob("model_*_steps.zip"))) >= 2
 
 
+def test_saved_run_config_reloads_for_cli_resume(tmp_path: Path) -> None:
+    cfg = tiny_cfg("ppo")
+    out = tmp_path / "run"
+    out.mkdir()
+    import yaml
+
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    again = load_train_config(out / "config.yaml", {"n_timesteps": 512})
+    assert again.hyperparams == cfg.hyperparams and again.n_timesteps == 512
+
+
 def test_normalization_statistics_round_trip(tmp_path: Path) -> None:
     out = tmp_path / "run"
     train(tiny_cfg("ppo"), out, progress=False, final_benchmark=False)
