@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     from agents.export_cli import add_commands as add_export_commands
 
     add_export_commands(sub)
+    from agents.sweep_cli import add_commands as add_sweep_commands
+
+    add_sweep_commands(sub)
     return parser
 
 

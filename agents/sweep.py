@@ -627,6 +627,7 @@ class TrialSetup:
     sweep_seed: int
     final_benchmark: bool
     name: str = "sweep"
+    cpus_per_trial: int = 1
 
 
 RESERVED = ("algo", "scenario", "replicate", "seed")
@@ -799,6 +800,7 @@ def sweep_trainable(config: dict[str, Any], setup: TrialSetup) -> None:
                 progress=False,
                 final_benchmark=setup.final_benchmark,
                 report=reporter,
+                benchmark_jobs=setup.cpus_per_trial,
             )
         if not reporter.last and reporter.best:
             reporter.last = reporter.metrics(reporter.best)
@@ -1010,7 +1012,13 @@ def run_sweep(
     try:
         if address or os.environ.get("RAY_ADDRESS"):
             _check_shared_storage(storage_path)
-        setup = TrialSetup(spec.bases, spec.sweep_seed, spec.final_benchmark, spec.name)
+        setup = TrialSetup(
+            spec.bases,
+            spec.sweep_seed,
+            spec.final_benchmark,
+            spec.name,
+            max(1, int(spec.resources.get("cpu", 1))),
+        )
         trainable = tune.with_resources(
             tune.with_parameters(sweep_trainable, setup=setup), dict(spec.resources)
         )

@@ -148,11 +148,13 @@ def train(
     progress: bool = True,
     final_benchmark: bool = True,
     report: Any = None,
+    benchmark_jobs: int | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg`` into ``out_dir``; return the final metrics.
 
     ``report(metrics: dict)``, if given, is called after every evaluation (e.g. a Ray Tune
-    reporter).
+    reporter). ``benchmark_jobs`` worker processes run the final comparison (default: CPU count;
+    a Ray trial passes the CPUs it was given).
     """
     import torch
     from stable_baselines3.common.callbacks import CallbackList
@@ -241,7 +243,7 @@ def train(
         **evaluator.best_metrics,
     }
     if final_benchmark:
-        metrics["benchmark_table"] = str(final_comparison(cfg, out))
+        metrics["benchmark_table"] = str(final_comparison(cfg, out, jobs=benchmark_jobs))
     metrics["wall_seconds"] = time.time() - t_start
     summary = summary_text(cfg, out, metrics)
     (out / "summary.txt").write_text(summary + "\n")
@@ -262,8 +264,14 @@ def train(
     return metrics
 
 
-def final_comparison(cfg: TrainConfig, out: Path, baselines: Sequence[str] | None = None) -> Path:
-    """Benchmark the best model against the baselines and the optimum on the held-out traces."""
+def final_comparison(
+    cfg: TrainConfig,
+    out: Path,
+    baselines: Sequence[str] | None = None,
+    jobs: int | None = None,
+) -> Path:
+    """Benchmark the best model against the baselines and the optimum on the held-out traces
+    (``jobs`` worker processes; default: CPU count)."""
     from agents.benchmark import PolicyRun, run_benchmark, write_outputs
     from agents.evaluation import run_policy
     from agents.trained import load_trained_policy
@@ -295,6 +303,7 @@ def final_comparison(cfg: TrainConfig, out: Path, baselines: Sequence[str] | Non
         days=cfg.eval.days,
         extra=[(policy.name, trained_run)],
         show_progress=False,
+        jobs=jobs,
     )
     paths = write_outputs(result, out / "eval", load_scenario(scenario_ref).episode.dt_h)
     return paths["table"]

@@ -59,6 +59,9 @@ class EpisodeConfig(StrictModel):
     start_day_of_year: tuple[int, int] = (1, 365)  # inclusive range sampled uniformly per episode
     year: int = Field(2025, ge=1970, le=2100)  # calendar used for weekdays and months
     forecast_horizon_h: float = Field(24.0, ge=1.0, le=72.0)  # price forecast lookahead in trace
+    # Local hour of day at step 0 (a fleet shifts each site by its time-zone offset so that all
+    # sites start at the same instant); a whole number of steps after midnight.
+    start_hour: float = Field(0.0, ge=0.0, lt=24.0)
 
     @field_validator("step_min")
     @classmethod
@@ -80,7 +83,17 @@ class EpisodeConfig(StrictModel):
         steps = self.days * 1440.0 / self.step_min
         if abs(steps - round(steps)) > 1e-9:
             raise ValueError("days * 1440 / step_min must be a whole number of steps")
+        offset = self.start_hour * 60.0 / self.step_min
+        if abs(offset - round(offset)) > 1e-9:
+            raise ValueError(
+                f"start_hour {self.start_hour} must be a whole number of {self.step_min}-min steps"
+            )
         return self
+
+    @property
+    def start_min(self) -> int:
+        """Minutes after local midnight at step 0."""
+        return int(round(self.start_hour * 60.0))
 
     @property
     def dt_h(self) -> float:

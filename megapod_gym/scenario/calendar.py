@@ -18,13 +18,13 @@ class Calendar:
     hour_index: np.ndarray  # int64, integer hour 0..23
     weekday: np.ndarray  # int64, 0 = Monday
     month: np.ndarray  # int64, 1..12
-    day: np.ndarray  # int64, day number since the episode start (0-based)
+    day: np.ndarray  # int64, day number since the start date (0-based)
 
 
-def make_calendar(start: dt.date, n: int, step_min: int) -> Calendar:
-    """Calendar of ``n`` steps starting at local midnight of ``start`` (real dates: leap years and
-    year ends are handled by the calendar itself)."""
-    minutes = np.arange(n, dtype=np.int64) * step_min
+def make_calendar(start: dt.date, n: int, step_min: int, start_min: int = 0) -> Calendar:
+    """Calendar of ``n`` steps starting ``start_min`` minutes after local midnight of ``start``
+    (real dates: leap years and year ends are handled by the calendar itself)."""
+    minutes = start_min + np.arange(n, dtype=np.int64) * step_min
     day = minutes // 1440
     dates = np.datetime64(start, "D") + day.astype("timedelta64[D]")
     return Calendar(

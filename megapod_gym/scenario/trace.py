@@ -38,7 +38,7 @@ class ExogenousTrace:
     step_min: int
     n_steps: int  # T
     horizon_steps: int  # H
-    start_date: np.ndarray  # [B] datetime64[D], local midnight of step 0
+    start_date: np.ndarray  # [B] datetime64[D], local date of step 0 (at episode.start_hour)
     hour: np.ndarray  # [B, T+H] fractional hour of day
     weekday: np.ndarray  # [B, T+H] 0 = Monday
     month: np.ndarray  # [B, T+H] 1..12
@@ -98,6 +98,14 @@ class ExogenousTrace:
             if f.name.startswith("car_"):
                 fill = first.n_steps if f.name == "car_arrival_step" else 0
                 values = [_pad(v, n_max, fill) for v in values]
+            elif f.name == "demand_active":  # sites with fewer demand charges: never active
+                k_max = max(v.shape[2] for v in values)
+                values = [
+                    np.concatenate(
+                        [v, np.zeros(v.shape[:2] + (k_max - v.shape[2],), dtype=np.bool_)], axis=2
+                    )
+                    for v in values
+                ]
             kwargs[f.name] = np.concatenate(values, axis=0)
         return ExogenousTrace(**kwargs)
 
@@ -118,6 +126,11 @@ class TraceSampler:
         ep = config.episode
         self.n_steps = ep.n_steps
         self.horizon_steps = int(round(ep.forecast_horizon_h * 60 / ep.step_min))
+        if _has_replay(config) and ep.start_min:
+            raise ValueError(
+                f"episode.start_hour: replayed data starts at local midnight, so it must be 0 "
+                f"(got {ep.start_hour})"
+            )
         self.replay: ReplayData | None = load_replay(config.replay) if _has_replay(config) else None
         self._start_days = self._candidate_start_days()
 
@@ -134,24 +147,36 @@ class TraceSampler:
             for d in range(ep.start_day_of_year[0], ep.start_day_of_year[1] + 1)
         ]
 
-    def sample(self, seeds: Sequence[int] | np.ndarray) -> ExogenousTrace:
+    def sample(
+        self,
+        seeds: Sequence[int] | np.ndarray,
+        start_dates: Sequence[dt.date] | None = None,
+    ) -> ExogenousTrace:
         """One trace row per seed (any non-negative integer; ``trace.seeds`` keeps it modulo
-        2**63 so it fits an int64)."""
+        2**63 so it fits an int64). ``start_dates`` (one local date per seed) replaces the
+        sampled start day, e.g. so that the sites of a fleet share one date."""
         seeds = [int(s) for s in np.asarray(seeds, dtype=object).reshape(-1)]
         if not seeds:
             raise ValueError("seeds must not be empty")
         if min(seeds) < 0:
             raise ValueError(f"trace seeds must be non-negative integers (got {min(seeds)})")
-        return ExogenousTrace.stack([self._sample_site(s) for s in seeds])
+        if start_dates is not None and len(start_dates) != len(seeds):
+            raise ValueError(f"start_dates has {len(start_dates)} dates for {len(seeds)} seeds")
+        if start_dates is not None and self.replay is not None:
+            raise ValueError("start_dates cannot be forced on a scenario that replays CSV data")
+        dates = list(start_dates) if start_dates is not None else [None] * len(seeds)
+        return ExogenousTrace.stack([self._sample_site(s, d) for s, d in zip(seeds, dates)])
 
-    def _sample_site(self, seed: int) -> ExogenousTrace:
+    def _sample_site(self, seed: int, start_date: dt.date | None = None) -> ExogenousTrace:
         cfg = self.config
         ep, tariff, compute = cfg.episode, cfg.tariff, cfg.compute
         rng = np.random.default_rng(seed)
         seed %= 2**63
         T, H = self.n_steps, self.horizon_steps
         start = self._start_days[int(rng.integers(len(self._start_days)))]
-        cal = make_calendar(start, T + H, ep.step_min)
+        if start_date is not None:
+            start = start_date
+        cal = make_calendar(start, T + H, ep.step_min, ep.start_min)
         ep_cal = _head(cal, T)
 
         # Energy prices ($/kWh) and the forecast the controller may use.

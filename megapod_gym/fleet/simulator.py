@@ -1,0 +1,311 @@
+"""Fleet simulator: K heterogeneous sites in one :class:`SiteSimulator` batch + the job pool.
+
+One step of the fleet (all sites advance together, ``dt`` = the sites' step):
+
+1. jobs arriving this step join the pool;
+2. the dispatcher's shares and rebalance fraction place and migrate jobs (:mod:`.jobs`);
+3. sites in an outage are islanded for the step: import and export limits 0, compute off (no
+   standby draw); cars may still charge from the battery;
+4. every site's training backlog is set to the work it can run now (its jobs not in transit) and
+   the compiled site kernel steps all sites (cars first, compute, battery, ledger);
+5. each site's training work is spread over its jobs (earliest deadline first); finished jobs
+   complete, jobs past their deadline are lost and the value already credited for their work is
+   taken back, migrations advance.
+
+Fleet ledger per site = the site's own ledger total - migration energy (billed at the receiving
+site's price now, plus its carbon cost) - value forfeited by jobs lost there. The fleet total adds
+the loss of jobs that expired unplaced. Work conservation holds exactly:
+``work arrived = work done + work left (active) + work lost (remaining work of lost jobs)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from megapod_gym.config.fleet import FleetConfig, fleet_site_configs, load_fleet
+from megapod_gym.fleet import jobs as J
+from megapod_gym.fleet.trace import FleetTrace, FleetTraceSampler
+from megapod_gym.sim import layout as L
+from megapod_gym.sim.simulator import SiteSimulator
+
+# Per-site fleet outputs of a step, [K] each (``FleetSimulator.site_out``).
+SITE_FLEET_FIELDS: tuple[str, ...] = (
+    "site_total_usd",  # the site kernel's ledger total
+    "migration_energy_kwh",  # energy to move checkpoints to this site
+    "migration_usd",  # its cost at this site's import price + carbon cost
+    "deadline_loss_usd",  # value taken back from jobs lost at this site
+    "net_usd",  # site_total - migration - deadline loss
+    "migrations_in",
+    "jobs_completed",
+    "jobs_lost",
+    "work_done_kwh",
+    "work_lost_kwh",
+    "outage",
+    "share_target_kwh",
+    "placed_kwh",  # work placed at the site after dispatch (incl. in transit)
+)
+FLEET_INDEX = {n: i for i, n in enumerate(SITE_FLEET_FIELDS)}
+
+
+class FleetSimulator:
+    """K sites of a fleet stepped in lockstep with a shared job pool.
+
+    >>> fs = FleetSimulator("tri-tz-3site")
+    >>> fs.reset(seed=0)
+    >>> fs.step(np.tile([1.0, 0.0, np.inf], (fs.n_sites, 1)), share=fs.it_kw, rebalance=0.0)
+    >>> fs.fleet_total_usd
+    """
+
+    def __init__(self, fleet: str | FleetConfig | None = None) -> None:
+        self.fleet: FleetConfig = load_fleet(fleet) if not isinstance(fleet, FleetConfig) else fleet
+        self.site_configs = fleet_site_configs(self.fleet)
+        self.sim = SiteSimulator(self.site_configs)
+        self.sampler = FleetTraceSampler(self.fleet, self.site_configs)
+        self.n_sites = len(self.site_configs)
+        self.n_steps = self.sim.n_steps
+        self.dt_h = self.sim.dt_h
+        self.it_kw = np.array([c.compute.it_kw for c in self.site_configs])
+        self.job_value_usd_per_kwh = self.fleet.jobs.value_usd_per_kwh
+        net = self.fleet.network
+        # seconds per GB = 8 / Gbps; steps per GB = that / step seconds
+        self.steps_per_gb = 8.0 / net.bandwidth_gbps / (self.dt_h * 3600.0)
+        self.energy_kwh_per_gb = net.energy_kwh_per_gb
+        K = self.n_sites
+        self.site_out = np.zeros((K, len(SITE_FLEET_FIELDS)))
+        self.pool_loss_usd = 0.0
+        self.pool_lost_kwh = 0.0
+        self.fleet_total_usd = 0.0
+        self._scratch = {n: np.zeros(K) for n in ("mig", "gb", "target", "assigned", "run", "done")}
+        self._lost = {n: np.zeros(K + 1) for n in ("jobs", "kwh", "done")}
+        par = self.sim.params.scalars
+        self._limits = par[:, [L.P_IMPORT_LIMIT_KW, L.P_EXPORT_LIMIT_KW, L.P_STANDBY_FRAC]].copy()
+        self._carbon_price = par[:, L.P_CARBON_PRICE_USD_PER_G].copy()
+        self.trace: FleetTrace | None = None
+        self.totals: dict[str, float] = {}
+
+    # ------------------------------------------------------------------------------- reset
+    def reset(self, seed: int | None = None, trace: FleetTrace | None = None) -> FleetTrace:
+        """Start an episode on ``trace`` or on the trace of ``seed``."""
+        if trace is None:
+            if seed is None:
+                raise ValueError("reset needs a seed or a trace")
+            trace = self.sampler.sample(seed)
+        if trace.n_sites != self.n_sites or trace.n_steps != self.n_steps:
+            raise ValueError(
+                f"trace has {trace.n_sites} sites x {trace.n_steps} steps; the fleet has "
+                f"{self.n_sites} x {self.n_steps}"
+            )
+        self.trace = trace
+        self.sim.reset(trace.sites)
+        jt = trace.jobs
+        n = jt.n_jobs
+        self.status = np.zeros(n, dtype=np.int64)
+        self.site = np.full(n, -1, dtype=np.int64)
+        self.transit = np.zeros(n, dtype=np.int64)
+        self.left_kwh = jt.size_kwh.astype(np.float64).copy()
+        self.done_kwh = np.zeros(n)
+        self.order = np.argsort(jt.deadline_step, kind="stable").astype(np.int64)
+        self._next_job = J.activate(0, jt.arrival_step, self.status, 0)
+        self.site_out[:] = 0.0
+        self.pool_loss_usd = 0.0
+        self.pool_lost_kwh = 0.0
+        self.fleet_total_usd = 0.0
+        self.totals = {
+            k: 0.0
+            for k in (
+                "fleet_total_usd",
+                "migration_usd",
+                "migration_energy_kwh",
+                "deadline_loss_usd",
+                "migrations",
+                "jobs_completed",
+                "jobs_lost",
+                "work_lost_kwh",
+                "compute_energy_kwh",
+                "grid_import_kwh",
+                "carbon_kg",
+            )
+        }
+        return trace
+
+    @property
+    def t(self) -> int:
+        return int(self.sim.t[0])
+
+    @property
+    def done(self) -> bool:
+        return self.t >= self.n_steps
+
+    # -------------------------------------------------------------------------------- step
+    def outage_now(self) -> np.ndarray:
+        """Sites in an outage during the current step ``[K]`` bool."""
+        assert self.trace is not None
+        t = min(self.t, self.n_steps - 1)
+        return self.trace.outage[:, t]
+
+    def step(
+        self,
+        setpoints: np.ndarray,
+        share: np.ndarray | Sequence[float],
+        rebalance: float,
+    ) -> np.ndarray:
+        """Advance the fleet one step.
+
+        Parameters
+        ----------
+        setpoints
+            ``[K, 3]``: requested IT fraction, battery kW (+ = discharge), EV cap kW per site.
+        share
+            ``[K]`` non-negative weights: each site's share of the pool's active work.
+        rebalance
+            Fraction in [0, 1] of the work placed above its site's share (or at a site in an
+            outage) that may migrate this step.
+
+        Returns the per-site fleet outputs ``[K, len(SITE_FLEET_FIELDS)]``; the site kernel's
+        outputs are in ``self.sim.out``.
+        """
+        if self.trace is None:
+            raise RuntimeError("reset the fleet before stepping it")
+        if self.done:
+            raise RuntimeError("the fleet episode is over: reset it")
+        K = self.n_sites
+        share = np.asarray(share, dtype=np.float64).reshape(-1)
+        if share.shape[0] != K or not np.all(np.isfinite(share)) or np.any(share < 0.0):
+            raise ValueError(f"share must be {K} finite non-negative weights (got {share.tolist()})")
+        rebalance = float(rebalance)
+        if not (0.0 <= rebalance <= 1.0):
+            raise ValueError(f"rebalance must be in [0, 1] (got {rebalance})")
+        setpoints = np.array(setpoints, dtype=np.float64).reshape(K, 3)
+        if np.isnan(setpoints).any() or not np.isfinite(setpoints[:, :2]).all():
+            raise ValueError(f"setpoints must be finite (got {setpoints.tolist()})")
+        t = self.t
+        tr = self.trace
+        jt = tr.jobs
+        s = self._scratch
+        self._next_job = J.activate(t, jt.arrival_step, self.status, self._next_job)
+        outage = tr.outage[:, t]
+        J.dispatch(
+            share, rebalance, ~outage, self.order, self.status, self.site, self.transit,
+            self.left_kwh, jt.checkpoint_gb, self.steps_per_gb, s["mig"], s["gb"], s["target"],
+            s["assigned"],
+        )  # fmt: skip
+        J.runnable_kwh(self.status, self.site, self.transit, self.left_kwh, s["run"])
+        sim = self.sim
+        sim.fstate[:, L.F_BACKLOG_KWH] = s["run"]
+        par = sim.params.scalars
+        any_out = bool(outage.any())
+        if any_out:
+            par[outage, L.P_IMPORT_LIMIT_KW] = 0.0
+            par[outage, L.P_EXPORT_LIMIT_KW] = 0.0
+            par[outage, L.P_STANDBY_FRAC] = 0.0
+            setpoints[outage, 0] = 0.0
+        try:
+            out = sim.step_actions(setpoints)
+        finally:
+            if any_out:
+                par[:, L.P_IMPORT_LIMIT_KW] = self._limits[:, 0]
+                par[:, L.P_EXPORT_LIMIT_KW] = self._limits[:, 1]
+                par[:, L.P_STANDBY_FRAC] = self._limits[:, 2]
+        s["done"][:] = out[:, L.O_TRAINING_WORK_KWH]
+        lost = self._lost
+        completed = np.zeros(K)
+        J.apply_work(
+            t, s["done"], self.order, self.status, self.site, self.transit, self.left_kwh,
+            self.done_kwh, jt.deadline_step, completed, lost["jobs"], lost["kwh"], lost["done"],
+        )  # fmt: skip
+
+        value = self.job_value_usd_per_kwh
+        f = self.site_out
+        price = sim.series[:, L.S_PRICE_USD_PER_KWH, t]
+        carbon_g = sim.series[:, L.S_CARBON_G_PER_KWH, t]
+        mig_kwh = s["gb"] * self.energy_kwh_per_gb
+        f[:, FLEET_INDEX["site_total_usd"]] = out[:, L.O_TOTAL_USD]
+        f[:, FLEET_INDEX["migration_energy_kwh"]] = mig_kwh
+        f[:, FLEET_INDEX["migration_usd"]] = mig_kwh * (price + carbon_g * self._carbon_price)
+        f[:, FLEET_INDEX["deadline_loss_usd"]] = lost["done"][:K] * value
+        f[:, FLEET_INDEX["net_usd"]] = (
+            out[:, L.O_TOTAL_USD]
+            - f[:, FLEET_INDEX["migration_usd"]]
+            - f[:, FLEET_INDEX["deadline_loss_usd"]]
+        )
+        f[:, FLEET_INDEX["migrations_in"]] = s["mig"]
+        f[:, FLEET_INDEX["jobs_completed"]] = completed
+        f[:, FLEET_INDEX["jobs_lost"]] = lost["jobs"][:K]
+        f[:, FLEET_INDEX["work_done_kwh"]] = s["done"]
+        f[:, FLEET_INDEX["work_lost_kwh"]] = lost["kwh"][:K]
+        f[:, FLEET_INDEX["outage"]] = outage
+        f[:, FLEET_INDEX["share_target_kwh"]] = s["target"]
+        f[:, FLEET_INDEX["placed_kwh"]] = s["assigned"]
+        self.pool_loss_usd = float(lost["done"][K] * value)
+        self.pool_lost_kwh = float(lost["kwh"][K])
+        self.fleet_total_usd = float(f[:, FLEET_INDEX["net_usd"]].sum()) - self.pool_loss_usd
+
+        tot = self.totals
+        dt = self.dt_h
+        tot["fleet_total_usd"] += self.fleet_total_usd
+        tot["migration_usd"] += float(f[:, FLEET_INDEX["migration_usd"]].sum())
+        tot["migration_energy_kwh"] += float(mig_kwh.sum())
+        tot["deadline_loss_usd"] += float(lost["done"].sum() * value)
+        tot["migrations"] += float(s["mig"].sum())
+        tot["jobs_completed"] += float(completed.sum())
+        tot["jobs_lost"] += float(lost["jobs"].sum())
+        tot["work_lost_kwh"] += float(lost["kwh"].sum())
+        tot["compute_energy_kwh"] += float(out[:, L.O_COMPUTE_KW].sum() * dt)
+        tot["grid_import_kwh"] += float(out[:, L.O_GRID_IMPORT_KW].sum() * dt)
+        tot["carbon_kg"] += float(
+            ((out[:, L.O_GRID_IMPORT_KW] * dt + mig_kwh) * carbon_g).sum() / 1000.0
+        )
+        return f
+
+    # ----------------------------------------------------------------------------- readers
+    def work_balance(self) -> dict[str, float]:
+        """Work arrived, done, left (active) and lost so far, kWh (arrived = done + left + lost)."""
+        arrived = self.status != J.PENDING
+        return {
+            "arrived_kwh": float(self.trace.jobs.size_kwh[arrived].sum()) if self.trace else 0.0,
+            "done_kwh": float(self.done_kwh.sum()),
+            "left_kwh": float(self.left_kwh[self.status == J.ACTIVE].sum()),
+            "lost_kwh": float(self.left_kwh[self.status == J.LOST].sum()),
+        }
+
+    def placed_kwh(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """(work placed at each site incl. in transit ``[K]``, of it in transit ``[K]``,
+        unplaced work in the pool)."""
+        active = self.status == J.ACTIVE
+        placed = active & (self.site >= 0)
+        at = np.bincount(self.site[placed], self.left_kwh[placed], minlength=self.n_sites)
+        moving = placed & (self.transit > 0)
+        tr = np.bincount(self.site[moving], self.left_kwh[moving], minlength=self.n_sites)
+        return at, tr, float(self.left_kwh[active & (self.site < 0)].sum())
+
+    def work_due_kwh(self, within_steps: int) -> float:
+        """Active work whose deadline falls within the next ``within_steps`` steps."""
+        active = self.status == J.ACTIVE
+        due = active & (self.trace.jobs.deadline_step <= self.t + within_steps)
+        return float(self.left_kwh[due].sum())
+
+    def kpis(self) -> dict[str, float]:
+        """Fleet KPIs of the episode so far."""
+        tot = dict(self.totals)
+        bal = self.work_balance()
+        useful = bal["done_kwh"] - float(self.done_kwh[self.status == J.LOST].sum())
+        arrived_jobs = int((self.status != J.PENDING).sum())
+        site_kpis = self.sim.kpis()
+        tot.update(
+            {
+                "jobs_arrived": float(arrived_jobs),
+                "jobs_on_time_frac": tot["jobs_completed"] / max(arrived_jobs, 1),
+                "work_arrived_kwh": bal["arrived_kwh"],
+                "work_done_kwh": bal["done_kwh"],
+                "work_left_kwh": bal["left_kwh"],
+                "useful_work_kwh": useful,
+                "energy_per_useful_work": (tot["compute_energy_kwh"] + tot["migration_energy_kwh"])
+                / max(useful, 1e-9),
+                "cars_arrived": float(site_kpis["cars_arrived"].sum()),
+                "cars_served": float(site_kpis["cars_served"].sum()),
+                "cars_balked": float(site_kpis["cars_balked"].sum()),
+            }
+        )
+        return tot
