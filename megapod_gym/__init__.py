@@ -1,7 +1,8 @@
 """megapod-gym: a Gymnasium environment of an EV fast-charging site hosting AI compute and a battery.
 
 ``import megapod_gym`` registers ``megapod_gym/MegapodSite-v0`` (and the soft-priority variant
-``megapod_gym/MegapodSiteSoft-v0``) when gymnasium is installed. Configuration helpers load on first
+``megapod_gym/MegapodSiteSoft-v0``, and the centralized fleet env ``megapod_gym/MegapodFleet-v0``)
+when gymnasium is installed. Configuration helpers load on first
 use, so the NumPy-only modules (``observation``, ``action``) import without pydantic or gymnasium.
 """
 
@@ -20,7 +21,8 @@ _LAZY = {
 }
 ENV_ID = "megapod_gym/MegapodSite-v0"
 SOFT_ENV_ID = "megapod_gym/MegapodSiteSoft-v0"
-__all__ = ["ENV_ID", "SOFT_ENV_ID", "__version__", *_LAZY]
+FLEET_ENV_ID = "megapod_gym/MegapodFleet-v0"
+__all__ = ["ENV_ID", "FLEET_ENV_ID", "SOFT_ENV_ID", "__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

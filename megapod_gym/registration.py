@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from megapod_gym import ENV_ID, SOFT_ENV_ID
+from megapod_gym import ENV_ID, FLEET_ENV_ID, SOFT_ENV_ID
 
 
 def register_envs() -> None:
@@ -20,5 +20,11 @@ def register_envs() -> None:
             entry_point="megapod_gym.envs.site_env:MegapodSiteEnv",
             vector_entry_point="megapod_gym.envs.vector_env:MegapodVectorEnv",
             kwargs=kwargs,
+            disable_env_checker=False,
+        )
+    if FLEET_ENV_ID not in gym.registry:
+        gym.register(
+            id=FLEET_ENV_ID,
+            entry_point="megapod_gym.envs.fleet_env:MegapodFleetEnv",
             disable_env_checker=False,
         )
