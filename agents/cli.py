@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from agents.simulate import simulate
 
@@ -20,8 +19,17 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     from agents.benchmark import DEFAULT_POLICIES, markdown_table, run_benchmark, write_outputs
     from megapod_gym.config import load_scenario, scenario_names
+    from megapod_gym.config.fleet import is_fleet
 
     scenarios = args.scenarios or scenario_names()
+    fleets = [s for s in scenarios if is_fleet(s)]
+    if fleets:
+        if len(fleets) < len(scenarios):
+            raise ValueError(
+                "benchmark fleets and single-site scenarios in separate runs (got fleets "
+                f"{fleets} and scenarios {[s for s in scenarios if s not in fleets]})"
+            )
+        return _benchmark_fleets(fleets, args)
     policies = args.policies or list(DEFAULT_POLICIES)
     from agents.registry import make_policy
 
@@ -34,6 +42,52 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     dt_h = load_scenario(scenarios[0]).episode.dt_h
     paths = write_outputs(result, args.out, dt_h)
     print(markdown_table(result.summary()))
+    print(
+        f"\nwritten to {Path(args.out).resolve()}: {', '.join(sorted(p.name for p in paths.values()))}"
+    )
+    return 0
+
+
+def _benchmark_fleets(fleets: list[str], args: argparse.Namespace) -> int:
+    """``megapod benchmark`` on fleets: fleet baselines, trained fleet agents (run folders given
+    as policies) and the fleet hindsight LP."""
+    from tqdm.auto import tqdm
+
+    from agents.fleet_evaluation import fleet_markdown, run_fleet_benchmark, write_fleet_outputs
+    from agents.fleet_policies import FLEET_BASELINES
+    from agents.trained import load_trained_policy
+
+    names = [p for p in (args.policies or FLEET_BASELINES) if p != "hindsight-optimum"]
+    baselines = [p for p in names if p in FLEET_BASELINES]
+    extra = []
+    for p in names:
+        if p in FLEET_BASELINES:
+            continue
+        if not Path(p).exists():
+            raise ValueError(
+                f"unknown fleet policy {p!r}: not a fleet policy name "
+                f"({', '.join(FLEET_BASELINES)}) and no such run folder or model file"
+            )
+        policy = load_trained_policy(p)
+        extra.append((f"{policy.name} ({Path(p).name})", policy))
+    benches = []
+    with tqdm(total=len(fleets) * (len(baselines) + len(extra) + 1), desc="fleet benchmark") as bar:
+        for fleet in fleets:
+            benches.append(
+                run_fleet_benchmark(
+                    fleet,
+                    baselines,
+                    n_episodes=args.episodes,
+                    days=args.days,
+                    extra=extra,
+                    progress=lambda name, f=fleet: (
+                        bar.set_postfix_str(f"{f}: {name}"),
+                        bar.update(1),
+                    ),
+                )
+            )
+    paths = write_fleet_outputs(benches, args.out)
+    print(fleet_markdown(benches))
     print(
         f"\nwritten to {Path(args.out).resolve()}: {', '.join(sorted(p.name for p in paths.values()))}"
     )
@@ -130,13 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--scenarios",
         nargs="+",
         default=None,
-        help="scenario names or paths (default: all presets)",
+        help="scenario names or paths (default: all presets), or fleet names/paths "
+        "(configs/fleets/*.yaml: tri-tz-3site, fleet-20site)",
     )
     p.add_argument(
         "--policies",
         nargs="+",
         default=None,
-        help="policy names or run folders (default: every baseline, MPC and oracle-replay)",
+        help="policy names or run folders (default: every baseline, MPC and oracle-replay; for "
+        "fleets: independent-greedy, global-greedy)",
     )
     p.add_argument("--out", default="runs/benchmark", help="output folder")
     add_eval_args(p)

@@ -35,6 +35,7 @@ import yaml
 from agents.train_config import TrainConfig, algo_class
 from agents.trained import NORM_FILE, ObsNormalizer, TrainedPolicy
 from megapod_gym.config import load_scenario
+from megapod_gym.config.fleet import is_fleet, load_fleet
 
 CKPT_RE = re.compile(r"model_(\d+)_steps\.zip$")
 
@@ -86,14 +87,25 @@ def git_revision() -> str:
 
 def make_train_env(cfg: TrainConfig) -> Any:
     """The vectorized training env (native batched core, or SubprocVecEnv / DummyVecEnv of single
-    envs), seeded below the held-out range, wrapped in VecNormalize when asked."""
+    envs; for a fleet, DummyVecEnv / SubprocVecEnv of centralized fleet envs), seeded below the
+    held-out range, wrapped in VecNormalize when asked."""
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
     from agents.sb3_vec_env import NativeSB3VecEnv
     from megapod_gym.envs.site_env import MegapodSiteEnv
 
-    if cfg.vec_env == "native":
+    if is_fleet(cfg.scenario):  # a fleet is already a batch of sites: vectorize whole fleets
+        from megapod_gym.envs.fleet_env import MegapodFleetEnv
+
+        env = make_vec_env(
+            MegapodFleetEnv,
+            n_envs=cfg.n_envs,
+            seed=cfg.seed,
+            env_kwargs={"fleet": cfg.scenario, "fleet_overrides": cfg.config_overrides or None},
+            vec_env_cls=SubprocVecEnv if cfg.vec_env == "subproc" else DummyVecEnv,
+        )
+    elif cfg.vec_env == "native":
         env = NativeSB3VecEnv(cfg.n_envs, cfg.scenario, cfg.config_overrides)
         env.seed(cfg.seed)
     else:
@@ -161,7 +173,12 @@ def train(
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from agents.train_callbacks import CheckpointCallback, HeldOutEvalCallback, TqdmCallback
+    from agents.train_callbacks import (
+        CheckpointCallback,
+        FleetHeldOutEvalCallback,
+        HeldOutEvalCallback,
+        TqdmCallback,
+    )
 
     torch.set_num_threads(cfg.torch_threads)
     out = Path(out_dir)
@@ -173,7 +190,12 @@ def train(
     if resume and not (out / "config.yaml").is_file():
         raise FileNotFoundError(f"cannot resume: {out}/config.yaml not found")
     out.mkdir(parents=True, exist_ok=True)
-    scenario = load_scenario(cfg.scenario, cfg.config_overrides)
+    fleet = is_fleet(cfg.scenario)
+    scenario: Any = (
+        load_fleet(cfg.scenario, cfg.config_overrides or None)
+        if fleet
+        else load_scenario(cfg.scenario, cfg.config_overrides)
+    )
     t_start = time.time()
 
     env = make_train_env(cfg)
@@ -195,7 +217,7 @@ def train(
         (out / "config.yaml").write_text(
             yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
         )
-        (out / "scenario.yaml").write_text(
+        (out / ("fleet.yaml" if fleet else "scenario.yaml")).write_text(
             yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
         )
         model = Algo(
@@ -217,7 +239,9 @@ def train(
     )
     meta_path.write_text(json.dumps(meta, indent=2))
 
-    evaluator = HeldOutEvalCallback(cfg, out, report=report)
+    evaluator = (FleetHeldOutEvalCallback if fleet else HeldOutEvalCallback)(
+        cfg, out, report=report
+    )
     callbacks = [evaluator, CheckpointCallback(cfg.checkpoint_freq, ckpt_dir)]
     if progress:
         callbacks.append(TqdmCallback(cfg.n_timesteps, start_steps))
@@ -277,6 +301,17 @@ def final_comparison(
     from agents.trained import load_trained_policy
 
     policy = load_trained_policy(out, name=f"{cfg.algo} (trained)")
+    if is_fleet(cfg.scenario):
+        from agents.fleet_evaluation import run_fleet_benchmark, write_fleet_outputs
+
+        bench = run_fleet_benchmark(
+            load_fleet(out / "fleet.yaml"),
+            n_episodes=cfg.eval.n_episodes,
+            days=cfg.eval.days,
+            with_optimum=cfg.eval.with_oracle,
+            extra=[(policy.name, policy)],
+        )
+        return write_fleet_outputs([bench], out / "eval")["table"]
 
     def trained_run(config: Any, seeds: Sequence[int]) -> PolicyRun:
         t0 = time.perf_counter()

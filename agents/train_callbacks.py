@@ -164,6 +164,102 @@ class HeldOutEvalCallback(BaseCallback):
         return metrics
 
 
+class FleetHeldOutEvalCallback(HeldOutEvalCallback):
+    """:class:`HeldOutEvalCallback` for a fleet (``cfg.scenario`` names a fleet): the current
+    policy, the fleet baselines and the fleet hindsight LP on the held-out fleet days; logs
+    ``eval/normalized_score`` (0 = independent-greedy, 100 = the LP), ``eval/profit_usd``,
+    ``eval/pct_of_optimum`` and the fleet KPIs (``eval/kpi/...``, ``baseline/<name>/...``)."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run_dir: Path,
+        report: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        from agents.fleet_evaluation import fleet_for_eval
+        from megapod_gym.config.fleet import load_fleet
+
+        BaseCallback.__init__(self)
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.report = report
+        self.config = fleet_for_eval(  # type: ignore[assignment]
+            load_fleet(cfg.scenario, cfg.config_overrides or None), cfg.eval.days
+        )
+        self.seeds = eval_seeds(cfg.eval.n_episodes)
+        self.reference = {}
+        self.greedy = np.zeros(0)
+        self.optimum = None
+        self.last_eval_step = -1
+        best = run_dir / "best" / "eval.json"
+        self.best_metrics = json.loads(best.read_text()) if best.is_file() else {}
+
+    def _on_training_start(self) -> None:
+        from agents.fleet_evaluation import FLEET_ZERO, fleet_optimum, run_fleet_policy
+        from agents.fleet_policies import FLEET_BASELINES
+
+        for name, cls in FLEET_BASELINES.items():
+            rows = run_fleet_policy(cls(), self.config, self.seeds)  # type: ignore[arg-type]
+            self.reference[name] = {
+                "profit": np.array([r["profit_usd"] for r in rows]),
+                **{f"mean_{k}": v for k, v in _means(rows).items()},
+            }
+        self.greedy = self.reference[FLEET_ZERO]["profit"]
+        if self.cfg.eval.with_oracle:
+            self.optimum = fleet_optimum(self.config, self.seeds)  # type: ignore[arg-type]
+        self.logger.record(
+            "hparams",
+            HParam(
+                {"algo": self.cfg.algo, "fleet": self.cfg.scenario, "seed": self.cfg.seed},
+                {"eval/normalized_score": 0.0, "eval/profit_usd": 0.0},
+            ),
+            exclude=("stdout", "log", "json", "csv"),
+        )
+
+    def evaluate_now(self) -> dict[str, Any]:
+        from agents.fleet_evaluation import FLEET_KPIS, run_fleet_policy
+        from agents.train import current_policy, save_model
+
+        t0 = time.perf_counter()
+        rows = run_fleet_policy(current_policy(self.model), self.config, self.seeds)  # type: ignore[arg-type]
+        profit = np.array([r["profit_usd"] for r in rows])
+        means = _means(rows)
+        metrics: dict[str, Any] = {
+            "step": int(self.num_timesteps),
+            "profit_usd": float(profit.mean()),
+        }
+        log = self.logger.record
+        log("eval/profit_usd", metrics["profit_usd"])
+        if self.optimum is not None:
+            metrics["normalized_score"] = normalized_score(profit, self.greedy, self.optimum)
+            metrics["pct_of_optimum"] = 100.0 * float(profit.sum() / self.optimum.sum())
+            log("eval/normalized_score", metrics["normalized_score"])
+            log("eval/pct_of_optimum", metrics["pct_of_optimum"])
+            log("optimum/profit_usd", float(self.optimum.mean()))
+        for k in FLEET_KPIS:
+            log(f"eval/kpi/{k}", means[k])
+            metrics[k] = means[k]
+        for name, ref in self.reference.items():
+            log(f"baseline/{name}/profit_usd", float(ref["profit"].mean()))
+            if self.optimum is not None:
+                log(
+                    f"baseline/{name}/normalized_score",
+                    normalized_score(ref["profit"], self.greedy, self.optimum),
+                )
+            for k in FLEET_KPIS:
+                log(f"baseline/{name}/kpi/{k}", ref[f"mean_{k}"])
+        log("eval/seconds", time.perf_counter() - t0)
+        self.logger.dump(self.num_timesteps)
+        self.last_eval_step = self.num_timesteps
+        if not self.best_metrics or self._key(metrics) > self._key(self.best_metrics):
+            self.best_metrics = metrics
+            save_model(self.model, self.run_dir / "best")
+            (self.run_dir / "best" / "eval.json").write_text(json.dumps(metrics, indent=2))
+        if self.report is not None:
+            self.report(dict(metrics))
+        return metrics
+
+
 class CheckpointCallback(BaseCallback):
     """Saves model, VecNormalize statistics and (off-policy) replay buffer every ``freq`` env steps."""
 

@@ -32,7 +32,11 @@ ENV_ID = "megapod_gym/MegapodSite-v0"
 def time_single(env: gym.Env, steps: int, seed: int = 0) -> float:
     rng = np.random.default_rng(seed)
     space = env.action_space
-    actions = rng.uniform(space.low, space.high, (steps, *space.shape)).astype(space.dtype) if isinstance(space, gym.spaces.Box) else rng.integers(0, space.n, steps)
+    actions = (
+        rng.uniform(space.low, space.high, (steps, *space.shape)).astype(space.dtype)
+        if isinstance(space, gym.spaces.Box)
+        else rng.integers(0, space.n, steps)
+    )
     env.reset(seed=seed)
     t0 = time.perf_counter()
     for a in actions:
@@ -46,7 +50,9 @@ def time_vector(venv: gym.vector.VectorEnv, steps: int, seed: int = 0) -> float:
     rng = np.random.default_rng(seed)
     space = venv.action_space
     if isinstance(space, gym.spaces.Box):
-        actions = rng.uniform(space.low, space.high, (min(steps, 64), *space.shape)).astype(space.dtype)
+        actions = rng.uniform(space.low, space.high, (min(steps, 64), *space.shape)).astype(
+            space.dtype
+        )
     else:
         actions = rng.integers(0, 2, (min(steps, 64), venv.num_envs))
     venv.reset(seed=seed)
@@ -70,7 +76,15 @@ def ppo_throughput(vec_env: str, n_envs: int, steps: int) -> float:
     from agents.train_config import algo_class, parse_train_config
 
     cfg = parse_train_config(
-        {"algo": "ppo", "n_envs": n_envs, "vec_env": vec_env, "n_steps": 288, "batch_size": 2304, "n_epochs": 5, "policy_kwargs": {"net_arch": [64, 64]}},
+        {
+            "algo": "ppo",
+            "n_envs": n_envs,
+            "vec_env": vec_env,
+            "n_steps": 288,
+            "batch_size": 2304,
+            "n_epochs": 5,
+            "policy_kwargs": {"net_arch": [64, 64]},
+        },
         "bench",
     )
     env = make_train_env(cfg)
@@ -85,7 +99,9 @@ def ppo_throughput(vec_env: str, n_envs: int, steps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="short runs (smoke test; numbers are noisier)")
+    parser.add_argument(
+        "--quick", action="store_true", help="short runs (smoke test; numbers are noisier)"
+    )
     args = parser.parse_args()
     k = 0.1 if args.quick else 1.0
     import torch
@@ -98,13 +114,28 @@ def main() -> None:
     cart_single = time_single(gym.make("CartPole-v1"), int(20_000 * k))
     mega_single = time_single(gym.make(ENV_ID), int(20_000 * k))
     rows.append(("CartPole-v1 single env (gym.make)", cart_single, "reference"))
-    rows.append(("megapod single env (gym.make)", mega_single, f"{100 * mega_single / cart_single:.0f} % of CartPole; target >= 20,000/s and >= 15 %"))
+    rows.append(
+        (
+            "megapod single env (gym.make)",
+            mega_single,
+            f"{100 * mega_single / cart_single:.0f} % of CartPole; target >= 20,000/s and >= 15 %",
+        )
+    )
     for mode, cls in (("sync", gym.vector.SyncVectorEnv), ("async", gym.vector.AsyncVectorEnv)):
         venv = cls([lambda: gym.make(ENV_ID) for _ in range(8)])
         rate = time_vector(venv, int(1500 * k))
         venv.close()
-        rows.append((f"megapod {mode.capitalize()}VectorEnv N=8", rate, f"{100 * rate / cart_single:.0f} % of CartPole single"))
-    cart_vec = time_vector(gym.make_vec("CartPole-v1", num_envs=1024, vectorization_mode="vector_entry_point"), int(2000 * k))
+        rows.append(
+            (
+                f"megapod {mode.capitalize()}VectorEnv N=8",
+                rate,
+                f"{100 * rate / cart_single:.0f} % of CartPole single",
+            )
+        )
+    cart_vec = time_vector(
+        gym.make_vec("CartPole-v1", num_envs=1024, vectorization_mode="vector_entry_point"),
+        int(2000 * k),
+    )
     rows.append(("CartPole-v1 native vector env N=1024", cart_vec, "reference"))
     for n in (1, 64, 1024, 4096):
         venv = MegapodVectorEnv(num_envs=n)
@@ -116,11 +147,23 @@ def main() -> None:
         rows.append((f"megapod native vector env N={n}", rate, note))
         venv_lean = MegapodVectorEnv(num_envs=n, info_keys=())
         rate = time_vector(venv_lean, steps)
-        rows.append((f"megapod native vector env N={n}, info_keys=()", rate, f"{100 * rate / cart_vec:.1f} % of CartPole N=1024"))
+        rows.append(
+            (
+                f"megapod native vector env N={n}, info_keys=()",
+                rate,
+                f"{100 * rate / cart_vec:.1f} % of CartPole N=1024",
+            )
+        )
     ppo_steps = int(16 * 288 * (8 if not args.quick else 1))
     native = ppo_throughput("native", 16, ppo_steps)
     subproc = ppo_throughput("subproc", 16, ppo_steps)
-    rows.append(("PPO training, native vector env (16 sites)", native, f"{native / subproc:.1f}x SubprocVecEnv"))
+    rows.append(
+        (
+            "PPO training, native vector env (16 sites)",
+            native,
+            f"{native / subproc:.1f}x SubprocVecEnv",
+        )
+    )
     rows.append(("PPO training, SubprocVecEnv (16 sites)", subproc, "reference"))
 
     print("| measurement | env-steps/s | note |\n|---|---:|---|")

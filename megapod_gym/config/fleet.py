@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from megapod_gym.config.loading import (
     ConfigError,
@@ -75,7 +75,9 @@ class JobConfig(StrictModel):
     def _deadline(self) -> JobConfig:
         lo, hi = self.deadline_h
         if not (0.0 < lo <= hi):
-            raise ValueError(f"deadline_h must be (lo, hi) with 0 < lo <= hi (got {self.deadline_h})")
+            raise ValueError(
+                f"deadline_h must be (lo, hi) with 0 < lo <= hi (got {self.deadline_h})"
+            )
         return self
 
 
@@ -114,7 +116,7 @@ class FleetConfig(StrictModel):
     name: str = DEFAULT_FLEET
     description: str = ""
     episode: dict[str, Any] = {}  # episode keys applied to every site
-    sites: tuple[FleetSite, ...] = Field(min_length=1)
+    sites: tuple[FleetSite, ...]
     jobs: JobConfig = JobConfig()
     network: NetworkConfig = NetworkConfig()
     outages: OutageConfig = OutageConfig()
@@ -122,6 +124,13 @@ class FleetConfig(StrictModel):
     @property
     def n_sites(self) -> int:
         return sum(s.count for s in self.sites)
+
+    @field_validator("sites")
+    @classmethod
+    def _some_sites(cls, v: tuple[FleetSite, ...]) -> tuple[FleetSite, ...]:
+        if not v:
+            raise ValueError("must list at least one site")
+        return v
 
     @model_validator(mode="after")
     def _outage_sites(self) -> FleetConfig:
@@ -203,7 +212,9 @@ def load_fleet(
     try:
         cfg = FleetConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source).replace("scenario", "fleet", 1))
+        raise ConfigError(
+            format_validation_error(exc, source).replace("scenario", "fleet", 1)
+        ) from None
     if base_dir is not None:  # scenario paths in a fleet file are relative to that file
         sites = []
         for s in cfg.sites:
@@ -226,9 +237,7 @@ def fleet_site_configs(fleet: FleetConfig) -> list[ScenarioConfig]:
     for i, site in enumerate(fleet.sites):
         start_hour = site.utc_offset_h % 24.0
         for c in range(site.count):
-            overrides = deep_merge(
-                {"episode": dict(fleet.episode)}, expand_dotted(site.overrides)
-            )
+            overrides = deep_merge({"episode": dict(fleet.episode)}, expand_dotted(site.overrides))
             overrides = deep_merge(
                 overrides,
                 {

@@ -25,7 +25,6 @@ from __future__ import annotations
 import numpy as np
 
 from megapod_gym.envs.site_env import make_decoder, make_encoder
-from megapod_gym.fleet import jobs as J
 from megapod_gym.fleet.simulator import FleetSimulator
 from megapod_gym.observation import OBS_CLIP
 from megapod_gym.sim import layout as L
@@ -61,8 +60,6 @@ class FleetInterface:
         self._fleet_it_kw = float(fleet_sim.it_kw.sum())
         self._setpoints = np.zeros((K, 3))
         self._setpoints[:, 2] = np.inf
-        self._steps_6h = int(round(6.0 / fleet_sim.dt_h))
-        self._steps_24h = int(round(24.0 / fleet_sim.dt_h))
 
     # ------------------------------------------------------------------------- observation
     def site_obs(self) -> np.ndarray:
@@ -84,19 +81,35 @@ class FleetInterface:
         """``[global_obs_size]`` float32 fleet-wide features."""
         fs = self.fs
         cap = self._fleet_it_kw * 24.0
-        active = fs.status == J.ACTIVE
-        _, _, unplaced = fs.placed_kwh()
+        a = fs.job_summary()  # due_a / due_b: within 6 h / 24 h
         g = np.array(
             [
-                fs.left_kwh[active].sum() / cap,
-                unplaced / cap,
-                fs.work_due_kwh(self._steps_6h) / cap,
-                fs.work_due_kwh(self._steps_24h) / cap,
-                active.sum() / 100.0,
+                a["left_kwh"] / cap,
+                a["unplaced_kwh"] / cap,
+                a["due_a_kwh"] / cap,
+                a["due_b_kwh"] / cap,
+                a["active_jobs"] / 100.0,
                 max(fs.n_steps - fs.t, 0) * fs.dt_h / 24.0,
             ]
         )
         return np.clip(g, -OBS_CLIP, OBS_CLIP).astype(np.float32)
+
+    def site_feature(self, flat_obs: np.ndarray, name: str) -> np.ndarray:
+        """Raw value of site feature ``name`` at every site ``[K]`` from a centralized
+        observation (exact unless it was clipped; the 4 fleet features are returned in the
+        table's units: 0/1 and hours)."""
+        K = self.fs.n_sites
+        site = np.asarray(flat_obs, dtype=np.float64)[: K * self.site_obs_size]
+        site = site.reshape(K, self.site_obs_size)
+        i = self.site_feature_names.index(name)
+        n = self._center.shape[1]
+        if i < n:
+            return site[:, i] / self._inv_scale[:, i] + self._center[:, i]
+        if name in ("placed_work_h", "in_transit_h"):
+            return site[:, i] * 24.0
+        if name == "it_share":
+            return site[:, i] / K
+        return site[:, i]
 
     # ------------------------------------------------------------------------------ action
     def decode_sites(self, site_actions: np.ndarray) -> tuple[np.ndarray, int]:

@@ -176,3 +176,64 @@ def apply_work(
             lost_done_kwh[row] += done_kwh[i]
         elif transit[i] > 0:
             transit[i] -= 1
+
+
+# job_summary's aggregates (``agg`` array)
+AGG_FIELDS: tuple[str, ...] = (
+    "arrived_kwh",
+    "done_kwh",
+    "left_kwh",  # active jobs
+    "lost_kwh",  # remaining work of lost jobs
+    "unplaced_kwh",
+    "due_a_kwh",  # active work due within due_a steps
+    "due_b_kwh",
+    "active_jobs",
+    "arrived_jobs",
+    "lost_done_kwh",  # work done on jobs later lost
+)
+
+
+@njit(cache=True)
+def job_summary(
+    t: int,
+    due_a: int,
+    due_b: int,
+    status: np.ndarray,
+    site: np.ndarray,
+    transit: np.ndarray,
+    left_kwh: np.ndarray,
+    done_kwh: np.ndarray,
+    size_kwh: np.ndarray,
+    deadline: np.ndarray,
+    placed: np.ndarray,  # [K] out: active work placed at each site (incl. in transit)
+    moving: np.ndarray,  # [K] out: of it in transit
+    agg: np.ndarray,  # [len(AGG_FIELDS)] out
+) -> None:
+    """One pass over the jobs: per-site placed / moving work and the pool aggregates."""
+    placed[:] = 0.0
+    moving[:] = 0.0
+    agg[:] = 0.0
+    for i in range(status.shape[0]):
+        st = status[i]
+        if st == PENDING:
+            continue
+        agg[0] += size_kwh[i]
+        agg[1] += done_kwh[i]
+        agg[8] += 1.0
+        if st == LOST:
+            agg[3] += left_kwh[i]
+            agg[9] += done_kwh[i]
+        elif st == ACTIVE:
+            agg[2] += left_kwh[i]
+            agg[7] += 1.0
+            if deadline[i] <= t + due_a:
+                agg[5] += left_kwh[i]
+            if deadline[i] <= t + due_b:
+                agg[6] += left_kwh[i]
+            k = site[i]
+            if k < 0:
+                agg[4] += left_kwh[i]
+            else:
+                placed[k] += left_kwh[i]
+                if transit[i] > 0:
+                    moving[k] += left_kwh[i]

@@ -5,7 +5,7 @@ One step of the fleet (all sites advance together, ``dt`` = the sites' step):
 1. jobs arriving this step join the pool;
 2. the dispatcher's shares and rebalance fraction place and migrate jobs (:mod:`.jobs`);
 3. sites in an outage are islanded for the step: import and export limits 0, compute off (no
-   standby draw); cars may still charge from the battery;
+   standby draw, no battery aux load); cars may still charge from the battery;
 4. every site's training backlog is set to the work it can run now (its jobs not in transit) and
    the compiled site kernel steps all sites (cars first, compute, battery, ledger);
 5. each site's training work is spread over its jobs (earliest deadline first); finished jobs
@@ -26,27 +26,12 @@ import numpy as np
 
 from megapod_gym.config.fleet import FleetConfig, fleet_site_configs, load_fleet
 from megapod_gym.fleet import jobs as J
+from megapod_gym.fleet.ledger import FLEET_INDEX, SITE_FLEET_FIELDS, TOTAL_FIELDS, fleet_ledger
 from megapod_gym.fleet.trace import FleetTrace, FleetTraceSampler
 from megapod_gym.sim import layout as L
 from megapod_gym.sim.simulator import SiteSimulator
 
-# Per-site fleet outputs of a step, [K] each (``FleetSimulator.site_out``).
-SITE_FLEET_FIELDS: tuple[str, ...] = (
-    "site_total_usd",  # the site kernel's ledger total
-    "migration_energy_kwh",  # energy to move checkpoints to this site
-    "migration_usd",  # its cost at this site's import price + carbon cost
-    "deadline_loss_usd",  # value taken back from jobs lost at this site
-    "net_usd",  # site_total - migration - deadline loss
-    "migrations_in",
-    "jobs_completed",
-    "jobs_lost",
-    "work_done_kwh",
-    "work_lost_kwh",
-    "outage",
-    "share_target_kwh",
-    "placed_kwh",  # work placed at the site after dispatch (incl. in transit)
-)
-FLEET_INDEX = {n: i for i, n in enumerate(SITE_FLEET_FIELDS)}
+__all__ = ["FLEET_INDEX", "SITE_FLEET_FIELDS", "TOTAL_FIELDS", "FleetSimulator"]
 
 
 class FleetSimulator:
@@ -80,10 +65,17 @@ class FleetSimulator:
         self._scratch = {n: np.zeros(K) for n in ("mig", "gb", "target", "assigned", "run", "done")}
         self._lost = {n: np.zeros(K + 1) for n in ("jobs", "kwh", "done")}
         par = self.sim.params.scalars
-        self._limits = par[:, [L.P_IMPORT_LIMIT_KW, L.P_EXPORT_LIMIT_KW, L.P_STANDBY_FRAC]].copy()
+        self._limits = par[
+            :, [L.P_IMPORT_LIMIT_KW, L.P_EXPORT_LIMIT_KW, L.P_STANDBY_FRAC, L.P_BATTERY_AUX_KW]
+        ].copy()
         self._carbon_price = par[:, L.P_CARBON_PRICE_USD_PER_G].copy()
         self.trace: FleetTrace | None = None
-        self.totals: dict[str, float] = {}
+        self._totals = np.zeros(len(TOTAL_FIELDS))
+        self._placed = np.zeros(K)
+        self._moving = np.zeros(K)
+        self._agg = np.zeros(len(J.AGG_FIELDS))
+        self._summary_t = -1
+        self._due_steps = (int(round(6.0 / self.dt_h)), int(round(24.0 / self.dt_h)))
 
     # ------------------------------------------------------------------------------- reset
     def reset(self, seed: int | None = None, trace: FleetTrace | None = None) -> FleetTrace:
@@ -112,22 +104,8 @@ class FleetSimulator:
         self.pool_loss_usd = 0.0
         self.pool_lost_kwh = 0.0
         self.fleet_total_usd = 0.0
-        self.totals = {
-            k: 0.0
-            for k in (
-                "fleet_total_usd",
-                "migration_usd",
-                "migration_energy_kwh",
-                "deadline_loss_usd",
-                "migrations",
-                "jobs_completed",
-                "jobs_lost",
-                "work_lost_kwh",
-                "compute_energy_kwh",
-                "grid_import_kwh",
-                "carbon_kg",
-            )
-        }
+        self._totals[:] = 0.0
+        self._summary_t = -1
         return trace
 
     @property
@@ -173,7 +151,9 @@ class FleetSimulator:
         K = self.n_sites
         share = np.asarray(share, dtype=np.float64).reshape(-1)
         if share.shape[0] != K or not np.all(np.isfinite(share)) or np.any(share < 0.0):
-            raise ValueError(f"share must be {K} finite non-negative weights (got {share.tolist()})")
+            raise ValueError(
+                f"share must be {K} finite non-negative weights (got {share.tolist()})"
+            )
         rebalance = float(rebalance)
         if not (0.0 <= rebalance <= 1.0):
             raise ValueError(f"rebalance must be in [0, 1] (got {rebalance})")
@@ -200,6 +180,9 @@ class FleetSimulator:
             par[outage, L.P_IMPORT_LIMIT_KW] = 0.0
             par[outage, L.P_EXPORT_LIMIT_KW] = 0.0
             par[outage, L.P_STANDBY_FRAC] = 0.0
+            # the battery's aux load is irreducible in the kernel (always imported): drop it too,
+            # or an islanded site would import it whenever the battery cannot cover it
+            par[outage, L.P_BATTERY_AUX_KW] = 0.0
             setpoints[outage, 0] = 0.0
         try:
             out = sim.step_actions(setpoints)
@@ -208,6 +191,7 @@ class FleetSimulator:
                 par[:, L.P_IMPORT_LIMIT_KW] = self._limits[:, 0]
                 par[:, L.P_EXPORT_LIMIT_KW] = self._limits[:, 1]
                 par[:, L.P_STANDBY_FRAC] = self._limits[:, 2]
+                par[:, L.P_BATTERY_AUX_KW] = self._limits[:, 3]
         s["done"][:] = out[:, L.O_TRAINING_WORK_KWH]
         lost = self._lost
         completed = np.zeros(K)
@@ -216,90 +200,60 @@ class FleetSimulator:
             self.done_kwh, jt.deadline_step, completed, lost["jobs"], lost["kwh"], lost["done"],
         )  # fmt: skip
 
-        value = self.job_value_usd_per_kwh
-        f = self.site_out
-        price = sim.series[:, L.S_PRICE_USD_PER_KWH, t]
-        carbon_g = sim.series[:, L.S_CARBON_G_PER_KWH, t]
-        mig_kwh = s["gb"] * self.energy_kwh_per_gb
-        f[:, FLEET_INDEX["site_total_usd"]] = out[:, L.O_TOTAL_USD]
-        f[:, FLEET_INDEX["migration_energy_kwh"]] = mig_kwh
-        f[:, FLEET_INDEX["migration_usd"]] = mig_kwh * (price + carbon_g * self._carbon_price)
-        f[:, FLEET_INDEX["deadline_loss_usd"]] = lost["done"][:K] * value
-        f[:, FLEET_INDEX["net_usd"]] = (
-            out[:, L.O_TOTAL_USD]
-            - f[:, FLEET_INDEX["migration_usd"]]
-            - f[:, FLEET_INDEX["deadline_loss_usd"]]
-        )
-        f[:, FLEET_INDEX["migrations_in"]] = s["mig"]
-        f[:, FLEET_INDEX["jobs_completed"]] = completed
-        f[:, FLEET_INDEX["jobs_lost"]] = lost["jobs"][:K]
-        f[:, FLEET_INDEX["work_done_kwh"]] = s["done"]
-        f[:, FLEET_INDEX["work_lost_kwh"]] = lost["kwh"][:K]
-        f[:, FLEET_INDEX["outage"]] = outage
-        f[:, FLEET_INDEX["share_target_kwh"]] = s["target"]
-        f[:, FLEET_INDEX["placed_kwh"]] = s["assigned"]
-        self.pool_loss_usd = float(lost["done"][K] * value)
+        self.fleet_total_usd = fleet_ledger(
+            t, out, sim.series, self._carbon_price, s["gb"], s["mig"], self.energy_kwh_per_gb,
+            self.job_value_usd_per_kwh, completed, lost["jobs"], lost["kwh"], lost["done"],
+            outage, s["target"], s["assigned"], self.dt_h, self.site_out, self._totals,
+        )  # fmt: skip
+        self.pool_loss_usd = float(lost["done"][K] * self.job_value_usd_per_kwh)
         self.pool_lost_kwh = float(lost["kwh"][K])
-        self.fleet_total_usd = float(f[:, FLEET_INDEX["net_usd"]].sum()) - self.pool_loss_usd
-
-        tot = self.totals
-        dt = self.dt_h
-        tot["fleet_total_usd"] += self.fleet_total_usd
-        tot["migration_usd"] += float(f[:, FLEET_INDEX["migration_usd"]].sum())
-        tot["migration_energy_kwh"] += float(mig_kwh.sum())
-        tot["deadline_loss_usd"] += float(lost["done"].sum() * value)
-        tot["migrations"] += float(s["mig"].sum())
-        tot["jobs_completed"] += float(completed.sum())
-        tot["jobs_lost"] += float(lost["jobs"].sum())
-        tot["work_lost_kwh"] += float(lost["kwh"].sum())
-        tot["compute_energy_kwh"] += float(out[:, L.O_COMPUTE_KW].sum() * dt)
-        tot["grid_import_kwh"] += float(out[:, L.O_GRID_IMPORT_KW].sum() * dt)
-        tot["carbon_kg"] += float(
-            ((out[:, L.O_GRID_IMPORT_KW] * dt + mig_kwh) * carbon_g).sum() / 1000.0
-        )
-        return f
+        self._summary_t = -1
+        return self.site_out
 
     # ----------------------------------------------------------------------------- readers
+    @property
+    def totals(self) -> dict[str, float]:
+        """Episode totals so far (see ``ledger.TOTAL_FIELDS``)."""
+        return dict(zip(TOTAL_FIELDS, self._totals.tolist()))
+
+    def job_summary(self) -> dict[str, float]:
+        """Pool aggregates now (``jobs.AGG_FIELDS``; due_a / due_b = within 6 h / 24 h),
+        cached until the next step or reset."""
+        if self._summary_t != self.t:
+            assert self.trace is not None
+            jt = self.trace.jobs
+            J.job_summary(
+                self.t, self._due_steps[0], self._due_steps[1], self.status, self.site,
+                self.transit, self.left_kwh, self.done_kwh, jt.size_kwh, jt.deadline_step,
+                self._placed, self._moving, self._agg,
+            )  # fmt: skip
+            self._summary_t = self.t
+        return dict(zip(J.AGG_FIELDS, self._agg.tolist()))
+
     def work_balance(self) -> dict[str, float]:
         """Work arrived, done, left (active) and lost so far, kWh (arrived = done + left + lost)."""
-        arrived = self.status != J.PENDING
-        return {
-            "arrived_kwh": float(self.trace.jobs.size_kwh[arrived].sum()) if self.trace else 0.0,
-            "done_kwh": float(self.done_kwh.sum()),
-            "left_kwh": float(self.left_kwh[self.status == J.ACTIVE].sum()),
-            "lost_kwh": float(self.left_kwh[self.status == J.LOST].sum()),
-        }
+        a = self.job_summary()
+        return {k: a[k] for k in ("arrived_kwh", "done_kwh", "left_kwh", "lost_kwh")}
 
     def placed_kwh(self) -> tuple[np.ndarray, np.ndarray, float]:
         """(work placed at each site incl. in transit ``[K]``, of it in transit ``[K]``,
         unplaced work in the pool)."""
-        active = self.status == J.ACTIVE
-        placed = active & (self.site >= 0)
-        at = np.bincount(self.site[placed], self.left_kwh[placed], minlength=self.n_sites)
-        moving = placed & (self.transit > 0)
-        tr = np.bincount(self.site[moving], self.left_kwh[moving], minlength=self.n_sites)
-        return at, tr, float(self.left_kwh[active & (self.site < 0)].sum())
-
-    def work_due_kwh(self, within_steps: int) -> float:
-        """Active work whose deadline falls within the next ``within_steps`` steps."""
-        active = self.status == J.ACTIVE
-        due = active & (self.trace.jobs.deadline_step <= self.t + within_steps)
-        return float(self.left_kwh[due].sum())
+        a = self.job_summary()
+        return self._placed.copy(), self._moving.copy(), a["unplaced_kwh"]
 
     def kpis(self) -> dict[str, float]:
         """Fleet KPIs of the episode so far."""
-        tot = dict(self.totals)
-        bal = self.work_balance()
-        useful = bal["done_kwh"] - float(self.done_kwh[self.status == J.LOST].sum())
-        arrived_jobs = int((self.status != J.PENDING).sum())
+        tot = self.totals
+        a = self.job_summary()
+        useful = a["done_kwh"] - a["lost_done_kwh"]
         site_kpis = self.sim.kpis()
         tot.update(
             {
-                "jobs_arrived": float(arrived_jobs),
-                "jobs_on_time_frac": tot["jobs_completed"] / max(arrived_jobs, 1),
-                "work_arrived_kwh": bal["arrived_kwh"],
-                "work_done_kwh": bal["done_kwh"],
-                "work_left_kwh": bal["left_kwh"],
+                "jobs_arrived": a["arrived_jobs"],
+                "jobs_on_time_frac": tot["jobs_completed"] / max(a["arrived_jobs"], 1.0),
+                "work_arrived_kwh": a["arrived_kwh"],
+                "work_done_kwh": a["done_kwh"],
+                "work_left_kwh": a["left_kwh"],
                 "useful_work_kwh": useful,
                 "energy_per_useful_work": (tot["compute_energy_kwh"] + tot["migration_energy_kwh"])
                 / max(useful, 1e-9),

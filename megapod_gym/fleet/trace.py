@@ -62,7 +62,9 @@ def _seed_int(seq: np.random.SeedSequence) -> int:
 class FleetTraceSampler:
     """Samples :class:`FleetTrace` episodes of one fleet."""
 
-    def __init__(self, fleet: FleetConfig, site_configs: list[ScenarioConfig] | None = None) -> None:
+    def __init__(
+        self, fleet: FleetConfig, site_configs: list[ScenarioConfig] | None = None
+    ) -> None:
         self.fleet = fleet
         self.site_configs = site_configs if site_configs is not None else fleet_site_configs(fleet)
         self.samplers = [TraceSampler(c) for c in self.site_configs]
@@ -87,7 +89,9 @@ class FleetTraceSampler:
             site_seed = _seed_int(np.random.SeedSequence(seed, spawn_key=(k,)))
             rows.append(self.samplers[k].sample([site_seed], start_dates=[local]))
         sites = ExogenousTrace.stack(rows)
-        jobs = self._jobs(np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_JOBS_KEY,))))
+        jobs = self._jobs(
+            np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_JOBS_KEY,)))
+        )
         outage = self._outages(
             np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_OUTAGE_KEY,))), K
         )
