@@ -9,7 +9,6 @@ as for single sites.
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.benchmark import write_csv
 from agents.evaluation import bootstrap_ci, eval_seeds, mean_ci, normalized_score
 from agents.fleet_policies import FLEET_BASELINES, FleetPolicyContext
 from agents.policy import Policy
@@ -209,7 +209,7 @@ def write_fleet_outputs(benches: Sequence[FleetBenchmark], out: str | Path) -> d
         f"Held-out traces ({seeds_note}).\n\n" + fleet_markdown(benches) + "\n"
     )
     summary = [r for b in benches for r in b.summary()]
-    _write_csv(paths["summary"], summary)
+    write_csv(summary, paths["summary"])
     episodes = [
         {"fleet": b.fleet, "policy": name, **row}
         for b in benches
@@ -222,15 +222,5 @@ def write_fleet_outputs(benches: Sequence[FleetBenchmark], out: str | Path) -> d
                 {"fleet": b.fleet, "policy": "hindsight-optimum", "seed": s, "profit_usd": float(v)}
                 for s, v in zip(b.seeds, b.optimum_usd)
             ]
-    _write_csv(paths["episodes"], episodes)
+    write_csv(episodes, paths["episodes"])
     return paths
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)

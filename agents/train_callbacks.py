@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from agents.baselines import BASELINES
 from agents.evaluation import eval_seeds, normalized_score, run_policy
+from agents.fleet_evaluation import FLEET_KPIS
 from agents.train_config import TrainConfig
 from megapod_gym.config import load_scenario
 from megapod_gym.sim import layout as L
@@ -44,7 +45,13 @@ class HeldOutEvalCallback(BaseCallback):
     ``eval/pct_of_optimum``, every ledger term (``eval/ledger/...``) and KPIs (``eval/kpi/...``),
     plus the baselines' and the optimum's values on the same traces as flat reference curves
     (``baseline/<name>/...``, ``optimum/profit_usd``). Saves the best model by normalized score
-    (by profit when the optimum is not solved)."""
+    (by profit when the optimum is not solved).
+
+    Subclasses (the fleet) override :meth:`load_config`, :meth:`references`, :meth:`rows_of`,
+    ``kpi_tags`` and ``ledger_terms``."""
+
+    kpi_tags: dict[str, str] = KPI_TAGS
+    ledger_terms: tuple[str, ...] = tuple(t for t in L.LEDGER_FIELDS if t != "total_usd")
 
     def __init__(
         self,
@@ -56,9 +63,7 @@ class HeldOutEvalCallback(BaseCallback):
         self.cfg = cfg
         self.run_dir = run_dir
         self.report = report
-        self.config = load_scenario(
-            cfg.scenario, {**cfg.config_overrides, "episode.days": cfg.eval.days}
-        )
+        self.config = self.load_config()
         self.seeds = eval_seeds(cfg.eval.n_episodes)
         self.reference: dict[str, dict[str, float]] = {}
         self.greedy = np.zeros(0)
@@ -70,25 +75,41 @@ class HeldOutEvalCallback(BaseCallback):
     def _key(self, metrics: dict[str, Any]) -> float:
         return float(metrics.get("normalized_score", metrics.get("profit_usd", -np.inf)))
 
-    def _on_training_start(self) -> None:
-        for name in REFERENCE_BASELINES:
-            rows = run_policy(BASELINES[name](), self.config, self.seeds).rows
-            self.reference[name] = {
-                "profit": np.array([r["profit_usd"] for r in rows]),
-                **{f"mean_{k}": v for k, v in _means(rows).items()},
-            }
-        self.greedy = self.reference["greedy"]["profit"]
+    def load_config(self) -> Any:
+        """The evaluation scenario (the training scenario with the evaluation episode length)."""
+        cfg = self.cfg
+        return load_scenario(cfg.scenario, {**cfg.config_overrides, "episode.days": cfg.eval.days})
+
+    def rows_of(self, policy: Any) -> list[dict[str, Any]]:
+        """Episode summary rows of ``policy`` on the evaluation traces."""
+        return run_policy(policy, self.config, self.seeds).rows
+
+    def references(self) -> tuple[dict[str, Any], str, np.ndarray | None]:
+        """(baseline policies by name, the name of the score's 0, the optimum's profit per
+        trace or None)."""
+        optimum = None
         if self.cfg.eval.with_oracle:
             from agents.oracle import solve_hindsight
             from megapod_gym.scenario.trace import TraceSampler
 
             trace = TraceSampler(self.config).sample(self.seeds)
-            self.optimum = np.array(
+            optimum = np.array(
                 [
                     solve_hindsight(self.config, trace.site(i)).objective_usd
                     for i in range(len(self.seeds))
                 ]
             )
+        return {n: BASELINES[n]() for n in REFERENCE_BASELINES}, "greedy", optimum
+
+    def _on_training_start(self) -> None:
+        baselines, zero, self.optimum = self.references()
+        for name, policy in baselines.items():
+            rows = self.rows_of(policy)
+            self.reference[name] = {
+                "profit": np.array([r["profit_usd"] for r in rows]),
+                **{f"mean_{k}": v for k, v in _means(rows).items()},
+            }
+        self.greedy = self.reference[zero]["profit"]
         hparams = {
             "algo": self.cfg.algo,
             "scenario": self.cfg.scenario,
@@ -122,7 +143,7 @@ class HeldOutEvalCallback(BaseCallback):
         from agents.train import current_policy, save_model
 
         t0 = time.perf_counter()
-        rows = run_policy(current_policy(self.model), self.config, self.seeds).rows
+        rows = self.rows_of(current_policy(self.model))
         profit = np.array([r["profit_usd"] for r in rows])
         means = _means(rows)
         metrics: dict[str, Any] = {
@@ -137,10 +158,9 @@ class HeldOutEvalCallback(BaseCallback):
             log("eval/normalized_score", metrics["normalized_score"])
             log("eval/pct_of_optimum", metrics["pct_of_optimum"])
             log("optimum/profit_usd", float(self.optimum.mean()))
-        for term in L.LEDGER_FIELDS:
-            if term != "total_usd":
-                log(f"eval/ledger/{term}", means[term])
-        for key, tag in KPI_TAGS.items():
+        for term in self.ledger_terms:
+            log(f"eval/ledger/{term}", means[term])
+        for key, tag in self.kpi_tags.items():
             log(f"eval/kpi/{tag}", means[key])
             metrics[key] = means[key]
         for name, ref in self.reference.items():
@@ -150,7 +170,7 @@ class HeldOutEvalCallback(BaseCallback):
                     f"baseline/{name}/normalized_score",
                     normalized_score(ref["profit"], self.greedy, self.optimum),
                 )
-            for key, tag in KPI_TAGS.items():
+            for key, tag in self.kpi_tags.items():
                 log(f"baseline/{name}/kpi/{tag}", ref[f"mean_{key}"])
         log("eval/seconds", time.perf_counter() - t0)
         self.logger.dump(self.num_timesteps)
@@ -166,98 +186,31 @@ class HeldOutEvalCallback(BaseCallback):
 
 class FleetHeldOutEvalCallback(HeldOutEvalCallback):
     """:class:`HeldOutEvalCallback` for a fleet (``cfg.scenario`` names a fleet): the current
-    policy, the fleet baselines and the fleet hindsight LP on the held-out fleet days; logs
-    ``eval/normalized_score`` (0 = independent-greedy, 100 = the LP), ``eval/profit_usd``,
-    ``eval/pct_of_optimum`` and the fleet KPIs (``eval/kpi/...``, ``baseline/<name>/...``)."""
+    policy, the fleet baselines and the fleet hindsight LP on the held-out fleet days;
+    ``eval/normalized_score`` has 0 = independent-greedy, 100 = the fleet LP, and the KPIs are the
+    fleet's (jobs on time, migrations, energy per useful work, ...)."""
 
-    def __init__(
-        self,
-        cfg: TrainConfig,
-        run_dir: Path,
-        report: Callable[[dict[str, Any]], None] | None = None,
-    ) -> None:
+    kpi_tags = {k: k for k in FLEET_KPIS}
+    ledger_terms = ()
+
+    def load_config(self) -> Any:
         from agents.fleet_evaluation import fleet_for_eval
         from megapod_gym.config.fleet import load_fleet
 
-        BaseCallback.__init__(self)
-        self.cfg = cfg
-        self.run_dir = run_dir
-        self.report = report
-        self.config = fleet_for_eval(  # type: ignore[assignment]
-            load_fleet(cfg.scenario, cfg.config_overrides or None), cfg.eval.days
-        )
-        self.seeds = eval_seeds(cfg.eval.n_episodes)
-        self.reference = {}
-        self.greedy = np.zeros(0)
-        self.optimum = None
-        self.last_eval_step = -1
-        best = run_dir / "best" / "eval.json"
-        self.best_metrics = json.loads(best.read_text()) if best.is_file() else {}
+        cfg = self.cfg
+        return fleet_for_eval(load_fleet(cfg.scenario, cfg.config_overrides or None), cfg.eval.days)
 
-    def _on_training_start(self) -> None:
-        from agents.fleet_evaluation import FLEET_ZERO, fleet_optimum, run_fleet_policy
+    def rows_of(self, policy: Any) -> list[dict[str, Any]]:
+        from agents.fleet_evaluation import run_fleet_policy
+
+        return run_fleet_policy(policy, self.config, self.seeds)
+
+    def references(self) -> tuple[dict[str, Any], str, np.ndarray | None]:
+        from agents.fleet_evaluation import FLEET_ZERO, fleet_optimum
         from agents.fleet_policies import FLEET_BASELINES
 
-        for name, cls in FLEET_BASELINES.items():
-            rows = run_fleet_policy(cls(), self.config, self.seeds)  # type: ignore[arg-type]
-            self.reference[name] = {
-                "profit": np.array([r["profit_usd"] for r in rows]),
-                **{f"mean_{k}": v for k, v in _means(rows).items()},
-            }
-        self.greedy = self.reference[FLEET_ZERO]["profit"]
-        if self.cfg.eval.with_oracle:
-            self.optimum = fleet_optimum(self.config, self.seeds)  # type: ignore[arg-type]
-        self.logger.record(
-            "hparams",
-            HParam(
-                {"algo": self.cfg.algo, "fleet": self.cfg.scenario, "seed": self.cfg.seed},
-                {"eval/normalized_score": 0.0, "eval/profit_usd": 0.0},
-            ),
-            exclude=("stdout", "log", "json", "csv"),
-        )
-
-    def evaluate_now(self) -> dict[str, Any]:
-        from agents.fleet_evaluation import FLEET_KPIS, run_fleet_policy
-        from agents.train import current_policy, save_model
-
-        t0 = time.perf_counter()
-        rows = run_fleet_policy(current_policy(self.model), self.config, self.seeds)  # type: ignore[arg-type]
-        profit = np.array([r["profit_usd"] for r in rows])
-        means = _means(rows)
-        metrics: dict[str, Any] = {
-            "step": int(self.num_timesteps),
-            "profit_usd": float(profit.mean()),
-        }
-        log = self.logger.record
-        log("eval/profit_usd", metrics["profit_usd"])
-        if self.optimum is not None:
-            metrics["normalized_score"] = normalized_score(profit, self.greedy, self.optimum)
-            metrics["pct_of_optimum"] = 100.0 * float(profit.sum() / self.optimum.sum())
-            log("eval/normalized_score", metrics["normalized_score"])
-            log("eval/pct_of_optimum", metrics["pct_of_optimum"])
-            log("optimum/profit_usd", float(self.optimum.mean()))
-        for k in FLEET_KPIS:
-            log(f"eval/kpi/{k}", means[k])
-            metrics[k] = means[k]
-        for name, ref in self.reference.items():
-            log(f"baseline/{name}/profit_usd", float(ref["profit"].mean()))
-            if self.optimum is not None:
-                log(
-                    f"baseline/{name}/normalized_score",
-                    normalized_score(ref["profit"], self.greedy, self.optimum),
-                )
-            for k in FLEET_KPIS:
-                log(f"baseline/{name}/kpi/{k}", ref[f"mean_{k}"])
-        log("eval/seconds", time.perf_counter() - t0)
-        self.logger.dump(self.num_timesteps)
-        self.last_eval_step = self.num_timesteps
-        if not self.best_metrics or self._key(metrics) > self._key(self.best_metrics):
-            self.best_metrics = metrics
-            save_model(self.model, self.run_dir / "best")
-            (self.run_dir / "best" / "eval.json").write_text(json.dumps(metrics, indent=2))
-        if self.report is not None:
-            self.report(dict(metrics))
-        return metrics
+        optimum = fleet_optimum(self.config, self.seeds) if self.cfg.eval.with_oracle else None
+        return {n: cls() for n, cls in FLEET_BASELINES.items()}, FLEET_ZERO, optimum
 
 
 class CheckpointCallback(BaseCallback):

@@ -34,6 +34,7 @@ from megapod_gym.config.loading import (
     expand_dotted,
     format_validation_error,
     load_scenario,
+    preset_path,
     preset_root,
 )
 from megapod_gym.config.schema import EpisodeConfig, ScenarioConfig, StrictModel
@@ -147,21 +148,6 @@ def fleet_names() -> list[str]:
     return sorted(p.stem for p in (preset_root() / "fleets").glob("*.yaml"))
 
 
-def _fleet_path(name_or_path: str) -> Path:
-    candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
-        if not candidate.is_file():
-            raise ConfigError(f"fleet file {name_or_path!r} does not exist")
-        return candidate
-    preset = preset_root() / "fleets" / f"{name_or_path}.yaml"
-    if not preset.is_file():
-        raise ConfigError(
-            f"unknown fleet {name_or_path!r}; valid names: {', '.join(fleet_names())} "
-            "(or give a path to a .yaml file)"
-        )
-    return preset
-
-
 def is_fleet(name_or_path: str | Path) -> bool:
     """True if ``name_or_path`` names an embedded fleet or a YAML file with a ``sites`` list."""
     s = str(name_or_path)
@@ -193,7 +179,7 @@ def load_fleet(
     elif isinstance(fleet, Mapping):
         data, source = copy.deepcopy(dict(fleet)), "fleet mapping"
     elif isinstance(fleet, (str, Path)):
-        path = _fleet_path(str(fleet))
+        path = preset_path(str(fleet), "fleets")
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:

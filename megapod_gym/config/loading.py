@@ -116,16 +116,20 @@ def _load_file(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return merged
 
 
-def _scenario_path(name_or_path: str) -> Path:
+def preset_path(name_or_path: str, kind: str = "scenarios") -> Path:
+    """A YAML path, or the embedded preset ``kind/NAME.yaml`` (``kind``: scenarios, fleets);
+    an unknown name is a :class:`ConfigError` listing the valid names."""
+    noun = kind.rstrip("s")
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
         if not candidate.is_file():
-            raise ConfigError(f"scenario file {name_or_path!r} does not exist")
+            raise ConfigError(f"{noun} file {name_or_path!r} does not exist")
         return candidate
-    preset = preset_root() / "scenarios" / f"{name_or_path}.yaml"
+    preset = preset_root() / kind / f"{name_or_path}.yaml"
     if not preset.is_file():
+        names = sorted(p.stem for p in (preset_root() / kind).glob("*.yaml"))
         raise ConfigError(
-            f"unknown scenario {name_or_path!r}; valid names: {', '.join(scenario_names())} "
+            f"unknown {noun} {name_or_path!r}; valid names: {', '.join(names)} "
             "(or give a path to a .yaml file)"
         )
     return preset
@@ -178,7 +182,7 @@ def load_scenario(
         data = deep_merge(merged, data)
         source = "mapping"
     elif isinstance(scenario, (str, Path)):
-        path = _scenario_path(str(scenario))
+        path = preset_path(str(scenario))
         data = _load_file(path)
         source = str(path)
     else:
