@@ -15,7 +15,7 @@ from megapod_gym.sim import layout as L
 SITE_FLEET_FIELDS: tuple[str, ...] = (
     "site_total_usd",  # the site kernel's ledger total
     "migration_energy_kwh",  # energy to move checkpoints to this site
-    "migration_usd",  # its cost at this site's import price + carbon cost
+    "migration_usd",  # its cost at this site's import price (floored at 0) + carbon cost
     "deadline_loss_usd",  # value taken back from jobs lost at this site
     "net_usd",  # site_total - migration - deadline loss
     "migrations_in",
@@ -72,7 +72,8 @@ def fleet_ledger(
     K = out.shape[0]
     fleet = -lost_done_kwh[K] * value_usd_per_kwh
     for k in range(K):
-        price = series[k, L.S_PRICE_USD_PER_KWH, t]
+        # network energy is bought, never sold: a negative price is not a credit for moving jobs
+        price = max(series[k, L.S_PRICE_USD_PER_KWH, t], 0.0)
         carbon_g = series[k, L.S_CARBON_G_PER_KWH, t]
         mig_kwh = migrated_gb[k] * energy_kwh_per_gb
         mig_usd = mig_kwh * (price + carbon_g * carbon_price_usd_per_g[k])
