@@ -10,14 +10,19 @@ from pathlib import Path
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from agents.simulate import simulate
+    from agents.evaluation.simulate import simulate
 
     print(simulate(args.scenario, args.policy, args.days, seed=args.seed, plot=args.plot))
     return 0
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
-    from agents.benchmark import DEFAULT_POLICIES, markdown_table, run_benchmark, write_outputs
+    from agents.evaluation.benchmark import (
+        DEFAULT_POLICIES,
+        markdown_table,
+        run_benchmark,
+        write_outputs,
+    )
     from megapod_gym.config import load_scenario, scenario_names
     from megapod_gym.config.fleet import is_fleet
 
@@ -31,7 +36,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
             )
         return _benchmark_fleets(fleets, args)
     policies = args.policies or list(DEFAULT_POLICIES)
-    from agents.registry import make_policy
+    from agents.policies.registry import make_policy
 
     for p in policies:
         if p != "hindsight-optimum":
@@ -53,9 +58,9 @@ def _benchmark_fleets(fleets: list[str], args: argparse.Namespace) -> int:
     as policies) and the fleet hindsight LP."""
     from tqdm.auto import tqdm
 
-    from agents.fleet_evaluation import fleet_markdown, run_fleet_benchmark, write_fleet_outputs
-    from agents.fleet_policies import FLEET_BASELINES
-    from agents.trained import load_trained_policy
+    from agents.evaluation.fleet import fleet_markdown, run_fleet_benchmark, write_fleet_outputs
+    from agents.policies.fleet_rules import FLEET_BASELINES
+    from agents.policies.trained import load_trained_policy
 
     names = [p for p in (args.policies or FLEET_BASELINES) if p != "hindsight-optimum"]
     baselines = [p for p in names if p in FLEET_BASELINES]
@@ -101,8 +106,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from agents.train import train
-    from agents.train_config import load_train_config
+    from agents.training.config import load_train_config
+    from agents.training.train import train
 
     out = Path(args.out) if args.out else None
     if args.resume:
@@ -123,21 +128,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from agents.demo import run_demo
+    from agents.training.demo import run_demo
 
     print(run_demo(Path(args.out), total_timesteps=args.total_timesteps, force=args.force))
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from agents.compare import compare_runs
+    from agents.evaluation.compare import compare_runs
 
     print(compare_runs([Path(r) for r in args.runs], Path(args.out)))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from agents.evaluation import EVAL_SEED_BASE
+    from agents.evaluation.rollout import EVAL_SEED_BASE
     from megapod_gym.config import DEFAULT_SCENARIO
 
     parser = argparse.ArgumentParser(
@@ -235,10 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/compare", help="output folder")
     p.set_defaults(func=_cmd_compare)
 
-    from agents.export_cli import add_commands as add_export_commands
+    from agents.export.cli import add_commands as add_export_commands
 
     add_export_commands(sub)
-    from agents.sweep_cli import add_commands as add_sweep_commands
+    from agents.sweeps.cli import add_commands as add_sweep_commands
 
     add_sweep_commands(sub)
     return parser

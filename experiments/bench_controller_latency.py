@@ -61,8 +61,8 @@ def build_untrained_run(algo: str, folder: Path) -> Path:
     import torch
     import yaml
 
-    from agents.train import make_train_env, save_model
-    from agents.train_config import algo_class, load_train_config
+    from agents.training.config import algo_class, load_train_config
+    from agents.training.train import make_train_env, save_model
     from megapod_gym.config import load_scenario
 
     torch.set_num_threads(1)
@@ -131,7 +131,7 @@ def bench_policy(
         ("  of which the ONNX graph (act), batch 64, per decision", (wall / 64, cpu / 64))
     )
     if run_dir is not None:
-        from agents.trained import load_trained_policy
+        from agents.policies.trained import load_trained_policy
 
         policy = load_trained_policy(run_dir)
         torch_us = per_call_us(lambda: policy.act(obs1), max(calls // 4, 50))
@@ -155,7 +155,7 @@ def main() -> None:
     if args.policy is not None:
         targets.append((args.policy.name, args.policy, args.run))
     else:
-        from agents.export import export_policy
+        from agents.export.onnx import export_policy
 
         for algo in args.algos:
             run = build_untrained_run(algo, Path(tmp.name))

@@ -32,9 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-    from agents.sweep import parse_sweep, run_sweep
-    from agents.train import train
-    from agents.train_config import parse_train_config
+    from agents.sweeps.sweep import parse_sweep, run_sweep
+    from agents.training.config import parse_train_config
+    from agents.training.train import train
 
     data = yaml.safe_load((REPO / "configs/sweeps/ppo-smoke.yaml").read_text())
     data["name"] = "bench-sweep"

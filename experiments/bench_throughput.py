@@ -72,8 +72,8 @@ def memory_per_site(n: int) -> float:
 
 
 def ppo_throughput(vec_env: str, n_envs: int, steps: int) -> float:
-    from agents.train import make_train_env
-    from agents.train_config import algo_class, parse_train_config
+    from agents.training.config import algo_class, parse_train_config
+    from agents.training.train import make_train_env
 
     cfg = parse_train_config(
         {

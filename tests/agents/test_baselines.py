@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.baselines import (
+from agents.policies.base import Policy, PolicyContext
+from agents.policies.rules import (
     BASELINES,
     CarsFirstGreedy,
     PeakShaving,
@@ -13,7 +14,6 @@ from agents.baselines import (
     RandomPolicy,
     TouArbitrage,
 )
-from agents.policy import Policy, PolicyContext
 from megapod_gym.config import load_scenario
 from megapod_gym.scenario.trace import TraceSampler
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.baselines import CarsFirstGreedy
-from agents.evaluation import (
+from agents.evaluation.rollout import (
     EVAL_SEED_BASE,
     TRAIN_SEED_LIMIT,
     bootstrap_ci,
@@ -15,7 +14,8 @@ from agents.evaluation import (
     normalized_score,
     run_policy,
 )
-from agents.policy import PolicyContext
+from agents.policies.base import PolicyContext
+from agents.policies.rules import CarsFirstGreedy
 from megapod_gym.config import load_scenario
 from megapod_gym.envs.site_env import MegapodSiteEnv
 

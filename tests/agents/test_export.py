@@ -1,4 +1,4 @@
-"""Policy export (agents.export, agents.export_cli): ONNX parity with SB3's predict, closed-loop
+"""Policy export (agents.export.onnx, agents.export.cli): ONNX parity with SB3's predict, closed-loop
 parity of the exported controller, the sidecar, TorchScript, refusals and the CLI.
 
 One module-scoped fixture trains tiny PPO, SAC and TD3 runs (a few hundred steps each; TD3 on
@@ -21,12 +21,12 @@ ort = pytest.importorskip("onnxruntime")
 torch = pytest.importorskip("torch")
 import yaml  # noqa: E402
 
-from agents.evaluation import run_policy  # noqa: E402
-from agents.export import ExportError, OnnxPolicy, export_policy, site_figures  # noqa: E402
-from agents.export_cli import add_commands, main  # noqa: E402
-from agents.train import train  # noqa: E402
-from agents.train_config import parse_train_config  # noqa: E402
-from agents.trained import load_trained_policy  # noqa: E402
+from agents.evaluation.rollout import run_policy  # noqa: E402
+from agents.export.cli import add_commands, main  # noqa: E402
+from agents.export.onnx import ExportError, OnnxPolicy, export_policy, site_figures  # noqa: E402
+from agents.policies.trained import load_trained_policy  # noqa: E402
+from agents.training.config import parse_train_config  # noqa: E402
+from agents.training.train import train  # noqa: E402
 from megapod_gym.config import load_scenario  # noqa: E402
 from megapod_gym.envs.site_env import MegapodSiteEnv, make_decoder, make_encoder  # noqa: E402
 from megapod_gym.runtime import (  # noqa: E402

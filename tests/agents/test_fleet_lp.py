@@ -1,4 +1,4 @@
-"""Fleet hindsight LP (agents.fleet_lp): the upper-bound property against simulator policies on
+"""Fleet hindsight LP (agents.optim.fleet_lp): the upper-bound property against simulator policies on
 the same trace, the job-pool coupling, outages, the empty pool and input handling."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from agents.fleet_evaluation import run_fleet_policy
-from agents.fleet_lp import FleetHindsightSolution, solve_fleet_hindsight
-from agents.fleet_policies import FLEET_BASELINES
+from agents.evaluation.fleet import run_fleet_policy
+from agents.optim.fleet_lp import FleetHindsightSolution, solve_fleet_hindsight
+from agents.policies.fleet_rules import FLEET_BASELINES
 from megapod_gym.config.fleet import FleetConfig, load_fleet
 from megapod_gym.fleet.simulator import FleetSimulator
 from megapod_gym.fleet.trace import FleetTrace

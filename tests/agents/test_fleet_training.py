@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from agents.cli import main as cli_main
-from agents.evaluation import eval_seeds
-from agents.fleet_evaluation import fleet_for_eval, run_fleet_policy
-from agents.fleet_policies import FLEET_BASELINES, GlobalGreedy, IndependentGreedy
-from agents.train import train
-from agents.train_config import parse_train_config
+from agents.evaluation.fleet import fleet_for_eval, run_fleet_policy
+from agents.evaluation.rollout import eval_seeds
+from agents.policies.fleet_rules import FLEET_BASELINES, GlobalGreedy, IndependentGreedy
+from agents.training.config import parse_train_config
+from agents.training.train import train
 from megapod_gym.fleet.simulator import FleetSimulator
 
 SMALL = {"episode.days": 0.25}

@@ -1,4 +1,4 @@
-"""MPC (agents.mpc): perfect-forecast MPC reproduces the hindsight optimum; forecast MPC beats the
+"""MPC (agents.optim.mpc): perfect-forecast MPC reproduces the hindsight optimum; forecast MPC beats the
 cars-first rule and stays under the bound; its demand-peak bookkeeping matches the kernel."""
 
 from __future__ import annotations
@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.baselines import CarsFirstGreedy
-from agents.evaluation import run_policy
-from agents.mpc import MPCPolicy, session_profile_kw
-from agents.oracle import solve_hindsight
-from agents.policy import PolicyContext
+from agents.evaluation.rollout import run_policy
+from agents.optim.mpc import MPCPolicy, session_profile_kw
+from agents.optim.oracle import solve_hindsight
+from agents.policies.base import PolicyContext
+from agents.policies.rules import CarsFirstGreedy
 from megapod_gym.config import load_scenario
 from megapod_gym.envs.site_env import MegapodSiteEnv
 from megapod_gym.scenario.trace import TraceSampler

@@ -1,4 +1,4 @@
-"""Hindsight LP (agents.oracle, agents.site_lp): hand-computed optima, the upper-bound property on
+"""Hindsight LP (agents.optim.oracle, agents.optim.site_lp): hand-computed optima, the upper-bound property on
 every named scenario, the replay gap, soft mode and error paths."""
 
 from __future__ import annotations
@@ -8,17 +8,17 @@ import functools
 import numpy as np
 import pytest
 
-from agents.baselines import AlwaysMaxCompute, CarsFirstGreedy, RandomPolicy
-from agents.evaluation import run_policy
-from agents.oracle import HindsightPolicy, reference_ev_run, solve_hindsight
-from agents.policy import PolicyContext
-from agents.site_lp import (
+from agents.evaluation.rollout import run_policy
+from agents.optim.oracle import HindsightPolicy, reference_ev_run, solve_hindsight
+from agents.optim.site_lp import (
     SiteLPInputs,
     SiteLPParams,
     compute_envelopes,
     compute_functions,
     solve_site_lp,
 )
+from agents.policies.base import PolicyContext
+from agents.policies.rules import AlwaysMaxCompute, CarsFirstGreedy, RandomPolicy
 from megapod_gym.config import ScenarioConfig, load_scenario, scenario_names
 from megapod_gym.scenario.trace import TraceSampler
 

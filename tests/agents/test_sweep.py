@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agents.evaluation import TRAIN_SEED_LIMIT
-from agents.sweep import SweepError, derive_seed, parse_sweep, trial_index
-from agents.sweep_cli import main
+from agents.evaluation.rollout import TRAIN_SEED_LIMIT
+from agents.sweeps.cli import main
+from agents.sweeps.sweep import SweepError, derive_seed, parse_sweep, trial_index
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "configs" / "sweeps" / "ppo-smoke.yaml"
@@ -29,7 +29,7 @@ def smoke_data(**changes: object) -> dict:
 
 # ------------------------------------------------------------------------------ sweep files
 def test_shipped_sweep_files_validate() -> None:
-    from agents.sweep import load_sweep
+    from agents.sweeps.sweep import load_sweep
     from megapod_gym.config import scenario_names
 
     smoke = load_sweep(SMOKE)
@@ -172,7 +172,7 @@ def test_smoke_sweep_writes_runs_and_table(local_ray, tmp_path, capsys) -> None:
         )
     assert lrs == {3e-4, 1e-3}
 
-    from agents.compare import compare_runs
+    from agents.evaluation.compare import compare_runs
 
     md = compare_runs([Path(t["run_dir"]) for t in trials], tmp_path / "compare")
     assert trials[0]["trial"] in md  # megapod compare reads sweep runs unchanged
@@ -194,7 +194,7 @@ def _interrupt_after_first_trial(marker: Path):
 
 @pytest.mark.slow
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials(local_ray, tmp_path) -> None:
-    from agents.sweep import load_sweep, run_sweep
+    from agents.sweeps.sweep import load_sweep, run_sweep
 
     # one trial at a time (Tune then creates the second trial only when the first is done): the
     # sweep is interrupted (Ctrl-C) as soon as the first trial finishes

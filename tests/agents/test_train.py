@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.compare import compare_runs, read_scalars
-from agents.train import RunFolderExists, train
-from agents.train_config import TrainConfigError, load_train_config, parse_train_config
-from agents.trained import load_trained_policy, load_vecnormalize
+from agents.evaluation.compare import compare_runs, read_scalars
+from agents.policies.trained import load_trained_policy, load_vecnormalize
+from agents.training.config import TrainConfigError, load_train_config, parse_train_config
+from agents.training.train import RunFolderExists, train
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def test_every_algorithm_trains_saves_and_loads(algo: str, tmp_path: Path) -> No
         assert (tmp_path / algo / sub / "model.zip").is_file()
         assert (tmp_path / algo / sub / "vecnormalize.pkl").is_file()
     policy = load_trained_policy(tmp_path / algo)
-    from agents.evaluation import run_policy
+    from agents.evaluation.rollout import run_policy
     from megapod_gym.config import load_scenario
 
     rows = run_policy(policy, load_scenario(None, {"episode.days": 0.25}), [1_000_000]).rows
@@ -149,7 +149,7 @@ def test_bad_config_keys_fail_clearly(tmp_path: Path) -> None:
 def test_native_vector_env_adapter_trains_ppo_and_reports_episodes() -> None:
     from stable_baselines3 import PPO
 
-    from agents.sb3_vec_env import NativeSB3VecEnv
+    from agents.training.vec_env import NativeSB3VecEnv
 
     env = NativeSB3VecEnv(4, config_overrides={"episode.days": 1 / 24})
     env.seed(7)

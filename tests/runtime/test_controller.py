@@ -25,7 +25,7 @@ from onnx import TensorProto, helper  # noqa: E402
 
 import megapod_gym.runtime.controller as controller_module  # noqa: E402
 import megapod_gym.sim.dispatch as dispatch_module  # noqa: E402
-from agents.export import build_sidecar  # noqa: E402
+from agents.export.onnx import build_sidecar  # noqa: E402
 from megapod_gym.config import ScenarioConfig, load_scenario  # noqa: E402
 from megapod_gym.envs.site_env import MegapodSiteEnv, make_decoder, make_encoder  # noqa: E402
 from megapod_gym.runtime import (  # noqa: E402
@@ -471,7 +471,7 @@ def test_control_loop_subprocess(policy: Path, sample_measurements: dict) -> Non
         json.dumps([sample_measurements, sample_measurements]),
     ]
     proc = subprocess.run(
-        [sys.executable, "-m", "agents.export_cli", "control", "--policy", str(policy)],
+        [sys.executable, "-m", "agents.export.cli", "control", "--policy", str(policy)],
         input="\n".join(lines) + "\n",
         capture_output=True,
         text=True,
@@ -495,7 +495,7 @@ def test_control_loop_subprocess(policy: Path, sample_measurements: dict) -> Non
 def test_control_refuses_a_tampered_policy(policy: Path) -> None:
     policy.write_bytes(policy.read_bytes() + b"\x00")
     proc = subprocess.run(
-        [sys.executable, "-m", "agents.export_cli", "control", "--policy", str(policy)],
+        [sys.executable, "-m", "agents.export.cli", "control", "--policy", str(policy)],
         input="",
         capture_output=True,
         text=True,

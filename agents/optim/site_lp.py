@@ -1,5 +1,5 @@
 """The site's linear program over a window of steps: the one LP builder behind the hindsight oracle
-(:mod:`agents.oracle`) and MPC (:mod:`agents.mpc`).
+(:mod:`agents.optim.oracle`) and MPC (:mod:`agents.optim.mpc`).
 
 Variables per step ``j`` of the window (all powers are step averages, as in the kernel):
 
@@ -456,7 +456,7 @@ def compute_envelopes(
 # ------------------------------------------------------------------------------ car block
 @dataclass(frozen=True)
 class CarBlock:
-    """Per-car EV charging decisions for ``soft`` mode (a relaxation, see :mod:`agents.oracle`).
+    """Per-car EV charging decisions for ``soft`` mode (a relaxation, see :mod:`agents.optim.oracle`).
 
     Car ``c`` may take DC power ``q_{c,j} >= 0`` in the steps ``j >= start_step[c]`` of the window,
     at most ``cap_kw[c]`` (stall kW). A cumulative-energy variable ``y_{c,j}`` (DC kWh delivered up

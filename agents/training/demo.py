@@ -10,8 +10,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from agents.train import train
-from agents.train_config import parse_train_config
+from agents.training.config import parse_train_config
+from agents.training.train import train
 
 # ~4-5 min of training at the ~2,400 env-steps/s measured for this config on an idle 2-core machine,
 # plus ~3 min of evaluation; PPO plateaued near a normalized score of 26 from ~500k steps here.

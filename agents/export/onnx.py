@@ -39,7 +39,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from agents.trained import ObsNormalizer, algo_of_model, load_vecnormalize, resolve_model_path
+from agents.policies.trained import (
+    ObsNormalizer,
+    algo_of_model,
+    load_vecnormalize,
+    resolve_model_path,
+)
 from megapod_gym.config import ScenarioConfig, load_scenario
 from megapod_gym.envs.site_env import make_decoder, make_encoder
 from megapod_gym.observation import OBS_CLIP
@@ -55,7 +60,7 @@ from megapod_gym.runtime.controller import (
 )
 
 if TYPE_CHECKING:
-    from agents.policy import PolicyContext
+    from agents.policies.base import PolicyContext
 
 Exporter = Literal["auto", "torchscript", "dynamo"]
 EXPORTABLE_ALGOS = ("ppo", "a2c", "sac", "td3")
@@ -519,7 +524,7 @@ def export_policy(
     config = load_scenario(scenario_file)
     encoder, decoder = make_encoder(config), make_decoder(config)
 
-    from agents.train_config import algo_class
+    from agents.training.config import algo_class
 
     model = algo_class(algo).load(model_path, device="cpu")
     if tuple(model.observation_space.shape) != (encoder.size,) or tuple(

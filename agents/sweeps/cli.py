@@ -1,6 +1,6 @@
-"""``megapod sweep``: a Ray Tune sweep of ``megapod train`` runs (see :mod:`agents.sweep`).
+"""``megapod sweep``: a Ray Tune sweep of ``megapod train`` runs (see :mod:`agents.sweeps.sweep`).
 
-Wire it into the main parser with ``add_commands(subparsers)``; ``python -m agents.sweep_cli
+Wire it into the main parser with ``add_commands(subparsers)``; ``python -m agents.sweeps.cli
 sweep ...`` runs it on its own.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from agents import sweep
+    from agents.sweeps import sweep
 
     sweep.require_ray()  # one line naming the install command when Ray is missing
     if not args.config and not args.resume:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.evaluation import EVAL_SEED_BASE, run_policy
-from agents.registry import make_policy
+from agents.evaluation.rollout import EVAL_SEED_BASE, run_policy
+from agents.policies.registry import make_policy
 from megapod_gym.config import ScenarioConfig, load_scenario
 from megapod_gym.render import save_episode_plot
 from megapod_gym.sim import layout as L

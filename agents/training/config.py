@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agents.evaluation import TRAIN_SEED_LIMIT
+from agents.evaluation.rollout import TRAIN_SEED_LIMIT
 from megapod_gym.config import DEFAULT_SCENARIO
 from megapod_gym.config.loading import format_validation_error
 

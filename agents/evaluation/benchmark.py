@@ -20,8 +20,14 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from agents.evaluation import bootstrap_ci, eval_seeds, mean_ci, normalized_score, run_policy
-from agents.policy import Policy
+from agents.evaluation.rollout import (
+    bootstrap_ci,
+    eval_seeds,
+    mean_ci,
+    normalized_score,
+    run_policy,
+)
+from agents.policies.base import Policy
 from megapod_gym.config import ScenarioConfig, load_scenario
 from megapod_gym.scenario.trace import TraceSampler
 from megapod_gym.sim import layout as L
@@ -123,12 +129,12 @@ def _run_one(
     """One policy (or the hindsight optimum) on one scenario's traces. Top-level so it pickles."""
     import time
 
-    from agents.registry import make_policy
+    from agents.policies.registry import make_policy
 
     config = load_scenario(scenario, {"episode.days": days})
     t0 = time.perf_counter()
     if policy_name == OPTIMUM:
-        from agents.oracle import solve_hindsight
+        from agents.optim.oracle import solve_hindsight
 
         trace = TraceSampler(config).sample(seeds)
         rows = []
@@ -245,7 +251,7 @@ def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
 
 def write_outputs(result: BenchmarkResult, out_dir: str | Path, dt_h: float) -> dict[str, Path]:
     """Write the CSVs, the Markdown table and the plots; return their paths."""
-    from agents.plots import plot_dispatch_day, plot_profit_breakdown
+    from agents.evaluation.plots import plot_dispatch_day, plot_profit_breakdown
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

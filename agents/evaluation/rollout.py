@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.policy import Policy, PolicyContext
+from agents.policies.base import Policy, PolicyContext
 from megapod_gym.config import ScenarioConfig
 from megapod_gym.envs.vector_env import MegapodVectorEnv
 from megapod_gym.scenario.trace import HELD_OUT_SEED_BASE

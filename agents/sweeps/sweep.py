@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from agents.evaluation import TRAIN_SEED_LIMIT, mean_ci
+from agents.evaluation.rollout import TRAIN_SEED_LIMIT, mean_ci
 from megapod_gym.config.loading import deep_merge
 
 INSTALL_HINT = 'pip install "megapod-gym[ray]"'
@@ -331,7 +331,7 @@ def parse_sweep(
     data: Mapping[str, Any], source: str = "mapping", base_dir: Path | None = None
 ) -> SweepSpec:
     """Validate a sweep mapping; errors name the file and the key."""
-    from agents.train_config import ALGOS, TrainConfigError, parse_train_config
+    from agents.training.config import ALGOS, TrainConfigError, parse_train_config
     from megapod_gym.config import DEFAULT_SCENARIO, ConfigError, load_scenario, scenario_names
 
     if not isinstance(data, Mapping):
@@ -667,9 +667,9 @@ class TrialNamer:
 
 
 def _latest_step(run_dir: Path) -> int | None:
-    from agents.train import _latest_checkpoint
+    from agents.training.run_folder import latest_checkpoint
 
-    latest = _latest_checkpoint(run_dir / "checkpoints")
+    latest = latest_checkpoint(run_dir / "checkpoints")
     return latest[0] if latest else None
 
 
@@ -711,7 +711,7 @@ class TuneReporter:
         return (_latest_step(self.run_dir), best.read_text() if best.is_file() else None)
 
     def _read_refs(self) -> None:
-        from agents.compare import read_scalars
+        from agents.evaluation.compare import read_scalars
 
         try:
             scalars = read_scalars(self.run_dir)
@@ -765,8 +765,8 @@ def sweep_trainable(config: dict[str, Any], setup: TrialSetup) -> None:
     from ray import tune
 
     import megapod_gym  # noqa: F401 - registers the env ids in this worker
-    from agents.train import train
-    from agents.train_config import parse_train_config
+    from agents.training.config import parse_train_config
+    from agents.training.train import train
 
     trial_id = tune.get_context().get_trial_id()
     index = trial_index(trial_id)
@@ -1163,7 +1163,7 @@ def finish(
     errors = sum(r["status"] == "error" for r in trials)
     summary = aggregate(trials)
     md = sweep_markdown(spec, summary, trials, wall)
-    from agents.benchmark import write_csv
+    from agents.evaluation.benchmark import write_csv
 
     paths = {
         "table": out / "results.md",
@@ -1269,7 +1269,7 @@ def sweep_markdown(
     trials: Sequence[Mapping[str, Any]],
     wall: float = float("nan"),
 ) -> str:
-    from agents.benchmark import _fmt
+    from agents.evaluation.benchmark import _fmt
 
     def pm(row: Mapping[str, Any], key: str, spec_: str) -> str:
         value = _fmt(row.get(key, float("nan")), spec_)

@@ -13,10 +13,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import HParam
 from tqdm.auto import tqdm
 
-from agents.baselines import BASELINES
-from agents.evaluation import eval_seeds, normalized_score, run_policy
-from agents.fleet_evaluation import FLEET_KPIS
-from agents.train_config import TrainConfig
+from agents.evaluation.fleet import FLEET_KPIS
+from agents.evaluation.rollout import eval_seeds, normalized_score, run_policy
+from agents.policies.rules import BASELINES
+from agents.training.config import TrainConfig
 from megapod_gym.config import load_scenario
 from megapod_gym.sim import layout as L
 
@@ -89,7 +89,7 @@ class HeldOutEvalCallback(BaseCallback):
         trace or None)."""
         optimum = None
         if self.cfg.eval.with_oracle:
-            from agents.oracle import solve_hindsight
+            from agents.optim.oracle import solve_hindsight
             from megapod_gym.scenario.trace import TraceSampler
 
             trace = TraceSampler(self.config).sample(self.seeds)
@@ -140,7 +140,7 @@ class HeldOutEvalCallback(BaseCallback):
         return True
 
     def evaluate_now(self) -> dict[str, Any]:
-        from agents.train import current_policy, save_model
+        from agents.training.run_folder import current_policy, save_model
 
         t0 = time.perf_counter()
         rows = self.rows_of(current_policy(self.model))
@@ -194,20 +194,20 @@ class FleetHeldOutEvalCallback(HeldOutEvalCallback):
     ledger_terms = ()
 
     def load_config(self) -> Any:
-        from agents.fleet_evaluation import fleet_for_eval
+        from agents.evaluation.fleet import fleet_for_eval
         from megapod_gym.config.fleet import load_fleet
 
         cfg = self.cfg
         return fleet_for_eval(load_fleet(cfg.scenario, cfg.config_overrides or None), cfg.eval.days)
 
     def rows_of(self, policy: Any) -> list[dict[str, Any]]:
-        from agents.fleet_evaluation import run_fleet_policy
+        from agents.evaluation.fleet import run_fleet_policy
 
         return run_fleet_policy(policy, self.config, self.seeds)
 
     def references(self) -> tuple[dict[str, Any], str, np.ndarray | None]:
-        from agents.fleet_evaluation import FLEET_ZERO, fleet_optimum
-        from agents.fleet_policies import FLEET_BASELINES
+        from agents.evaluation.fleet import FLEET_ZERO, fleet_optimum
+        from agents.policies.fleet_rules import FLEET_BASELINES
 
         optimum = fleet_optimum(self.config, self.seeds) if self.cfg.eval.with_oracle else None
         return {n: cls() for n, cls in FLEET_BASELINES.items()}, FLEET_ZERO, optimum

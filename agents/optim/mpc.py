@@ -1,4 +1,4 @@
-"""Model-predictive control: the hindsight LP of :mod:`agents.site_lp` over a rolling horizon from
+"""Model-predictive control: the hindsight LP of :mod:`agents.optim.site_lp` over a rolling horizon from
 the current state, on forecasts only.
 
 Every ``resolve_every`` steps, for each site (batch row) separately, :class:`MPCPolicy` solves the
@@ -40,9 +40,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.oracle import reference_ev_run, step_index
-from agents.policy import PolicyContext
-from agents.site_lp import SiteLPInputs, SiteLPParams, SiteLPSolution, new_highs, solve_site_lp
+from agents.optim.oracle import reference_ev_run, step_index
+from agents.optim.site_lp import (
+    SiteLPInputs,
+    SiteLPParams,
+    SiteLPSolution,
+    new_highs,
+    solve_site_lp,
+)
+from agents.policies.base import PolicyContext
 from megapod_gym.config import ScenarioConfig
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agents.baselines import BASELINES
-from agents.policy import Policy
+from agents.policies.base import Policy
+from agents.policies.rules import BASELINES
 
 SEARCH_POLICIES = ("oracle-replay", "mpc")
 
@@ -27,20 +27,20 @@ def make_policy(name_or_path: str) -> Policy:
     if name_or_path in BASELINES:
         return BASELINES[name_or_path]()  # type: ignore[return-value]
     if name_or_path == "oracle-replay":
-        from agents.oracle import HindsightPolicy
+        from agents.optim.oracle import HindsightPolicy
 
         return HindsightPolicy()
     if name_or_path == "mpc":
-        from agents.mpc import MPCPolicy
+        from agents.optim.mpc import MPCPolicy
 
         return MPCPolicy()
     path = Path(name_or_path)
     if path.suffix == ".onnx" and path.is_file():
-        from agents.export import OnnxPolicy
+        from agents.export.onnx import OnnxPolicy
 
         return OnnxPolicy(path)
     if path.exists():
-        from agents.trained import load_trained_policy
+        from agents.policies.trained import load_trained_policy
 
         return load_trained_policy(path)
     raise ValueError(

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.policy import PolicyContext
+from agents.policies.base import PolicyContext
 
 MODEL_FILE = "model.zip"
 NORM_FILE = "vecnormalize.pkl"
@@ -109,7 +109,7 @@ def algo_of_model(model_path: Path) -> str:
 
 def load_trained_policy(path: str | Path, name: str | None = None) -> TrainedPolicy:
     """Load a trained model (+ normalization statistics) from a run folder or model file."""
-    from agents.train_config import algo_class
+    from agents.training.config import algo_class
 
     model_path, norm_path = resolve_model_path(path)
     model = algo_class(algo_of_model(model_path)).load(model_path, device="cpu")

@@ -1,8 +1,8 @@
-"""Evaluate policies on fleets: the fleet counterpart of :mod:`agents.evaluation` and
-:mod:`agents.benchmark`.
+"""Evaluate policies on fleets: the fleet counterpart of :mod:`agents.evaluation.rollout` and
+:mod:`agents.evaluation.benchmark`.
 
 The fleet's normalized score: 0 = ``independent-greedy`` (every site cars-first greedy, no job
-migration), 100 = the fleet hindsight LP (:mod:`agents.fleet_lp`; a relaxation with free
+migration), 100 = the fleet hindsight LP (:mod:`agents.optim.fleet_lp`; a relaxation with free
 migration, so an upper bound that no controller may reach). Evaluation seeds start at 1,000,000
 as for single sites.
 """
@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from agents.benchmark import write_csv
-from agents.evaluation import bootstrap_ci, eval_seeds, mean_ci, normalized_score
-from agents.fleet_policies import FLEET_BASELINES, FleetPolicyContext
-from agents.policy import Policy
+from agents.evaluation.benchmark import write_csv
+from agents.evaluation.rollout import bootstrap_ci, eval_seeds, mean_ci, normalized_score
+from agents.policies.base import Policy
+from agents.policies.fleet_rules import FLEET_BASELINES, FleetPolicyContext
 from megapod_gym.config.fleet import FleetConfig, load_fleet
 from megapod_gym.envs.fleet_env import MegapodFleetEnv
 
@@ -87,7 +87,7 @@ def run_fleet_policy(
 
 def fleet_optimum(fleet: FleetConfig, seeds: Sequence[int]) -> np.ndarray:
     """The fleet hindsight LP's profit on each seed's trace."""
-    from agents.fleet_lp import solve_fleet_hindsight
+    from agents.optim.fleet_lp import solve_fleet_hindsight
     from megapod_gym.fleet.simulator import FleetSimulator
 
     fs = FleetSimulator(fleet)

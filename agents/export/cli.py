@@ -1,7 +1,7 @@
 """``megapod export`` and ``megapod control``: policy export and the stdin/stdout controller loop.
 
 ``add_commands(subparsers)`` adds both to the ``megapod`` command line; ``python -m
-agents.export_cli {export,control} ...`` runs them standalone.
+agents.export.cli {export,control} ...`` runs them standalone.
 
 ``megapod control --policy policy.onnx`` reads one JSON object of measurements per line on stdin
 (or a JSON array of them, for a batch of sites) and writes one JSON object of setpoints per line
@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from agents.export import export_policy
+    from agents.export.onnx import export_policy
     from megapod_gym.runtime import sidecar_path, torchscript_path
 
     out = export_policy(
@@ -118,7 +118,7 @@ def add_commands(subparsers: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Standalone entry point: ``python -m agents.export_cli {export,control} ...``."""
+    """Standalone entry point: ``python -m agents.export.cli {export,control} ...``."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # small networks: one thread is fastest
     parser = argparse.ArgumentParser(prog="megapod", description="policy export and control")
     add_commands(parser.add_subparsers(dest="command", required=True))

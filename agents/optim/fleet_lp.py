@@ -1,7 +1,7 @@
 """Hindsight LP optimum of a **fleet** of sites sharing one pool of training jobs.
 
 ``solve_fleet_hindsight(fleet, trace)`` stacks the K single-site hindsight LPs of
-:mod:`agents.site_lp` (``strict`` EV mode, as :func:`agents.oracle.solve_hindsight` builds them
+:mod:`agents.optim.site_lp` (``strict`` EV mode, as :func:`agents.oracle.solve_hindsight` builds them
 per site from ``trace.sites.site(k)``) block-diagonally into one HiGHS model and couples them
 through the job pool. Its value is an upper bound on the episode's fleet profit
 (``FleetSimulator.totals["fleet_total_usd"]``) of any dispatcher and site controllers, up to the
@@ -45,7 +45,7 @@ whole size in ``L_t``). This point is feasible for the LP with the run's IT frac
 and grid powers, and its LP objective equals the run's fleet ledger plus what the LP ignores:
 value of work on lost jobs (taken back by the simulator, absent from ``w'``), migration energy,
 transit times and placement (which site may run which job), pause/resume costs and the other
-single-site relaxations listed in :mod:`agents.oracle`. The argument needs no particular job order
+single-site relaxations listed in :mod:`agents.optim.oracle`. The argument needs no particular job order
 (EDF merely makes the simulator approach the fluid bound).
 
 Caveat (outages only). The EV side is fixed from one reference run without outages. When an
@@ -74,8 +74,8 @@ from pathlib import Path
 import highspy
 import numpy as np
 
-from agents.oracle import ReferenceEV, reference_ev_run
-from agents.site_lp import (
+from agents.optim.oracle import ReferenceEV, reference_ev_run
+from agents.optim.site_lp import (
     Envelope,
     LpArrays,
     SiteLPInputs,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from agents.policy import PolicyContext
+from agents.policies.base import PolicyContext
 
 
 class RulePolicy:

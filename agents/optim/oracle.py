@@ -2,7 +2,7 @@
 prices, temperature, inference demand and car arrivals, and its step-by-step replay as a policy.
 
 ``solve_hindsight(config, trace.site(i))`` returns the LP's optimal profit (USD, as the ledger
-counts it) and schedule. The LP is built by :mod:`agents.site_lp` (shared with MPC); its value is
+counts it) and schedule. The LP is built by :mod:`agents.optim.site_lp` (shared with MPC); its value is
 a **true upper bound** on the profit of any controller in the simulator, because the LP is a
 relaxation of the simulator:
 
@@ -63,8 +63,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.policy import PolicyContext
-from agents.site_lp import (
+from agents.optim.site_lp import (
     CarBlock,
     SiteLPInputs,
     SiteLPParams,
@@ -73,6 +72,7 @@ from agents.site_lp import (
     new_highs,
     solve_site_lp,
 )
+from agents.policies.base import PolicyContext
 from megapod_gym.config import ScenarioConfig
 from megapod_gym.scenario.trace import ExogenousTrace
 from megapod_gym.sim import layout as L

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -32,12 +31,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from agents.train_config import TrainConfig, algo_class
-from agents.trained import NORM_FILE, ObsNormalizer, TrainedPolicy
+from agents.training.config import TrainConfig, algo_class
+from agents.training.run_folder import latest_checkpoint, save_model
 from megapod_gym.config import load_scenario
 from megapod_gym.config.fleet import is_fleet, load_fleet
-
-CKPT_RE = re.compile(r"model_(\d+)_steps\.zip$")
 
 
 class RunFolderExists(FileExistsError):
@@ -92,7 +89,7 @@ def make_train_env(cfg: TrainConfig) -> Any:
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
-    from agents.sb3_vec_env import NativeSB3VecEnv
+    from agents.training.vec_env import NativeSB3VecEnv
     from megapod_gym.envs.site_env import MegapodSiteEnv
 
     if is_fleet(cfg.scenario):  # a fleet is already a batch of sites: vectorize whole fleets
@@ -123,36 +120,6 @@ def make_train_env(cfg: TrainConfig) -> Any:
     return env
 
 
-def _latest_checkpoint(folder: Path) -> tuple[int, Path] | None:
-    found = [
-        (int(m.group(1)), p)
-        for p in folder.glob("model_*_steps.zip")
-        if (m := CKPT_RE.search(p.name))
-    ]
-    return max(found) if found else None
-
-
-def save_model(model: Any, folder: Path) -> None:
-    """model.zip + vecnormalize.pkl into ``folder``."""
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save(folder / "model.zip")
-    env = model.get_env()
-    if isinstance(env, VecNormalize):
-        env.save(str(folder / NORM_FILE))
-
-
-def current_policy(model: Any, name: str = "trained") -> TrainedPolicy:
-    """The model as a Policy, with a frozen copy of the training normalization statistics."""
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    env = model.get_env()
-    return TrainedPolicy(
-        model, ObsNormalizer.from_vecnormalize(env) if isinstance(env, VecNormalize) else None, name
-    )
-
-
 def train(
     cfg: TrainConfig,
     out_dir: str | Path,
@@ -173,7 +140,7 @@ def train(
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from agents.train_callbacks import (
+    from agents.training.callbacks import (
         CheckpointCallback,
         FleetHeldOutEvalCallback,
         HeldOutEvalCallback,
@@ -201,7 +168,7 @@ def train(
     env = make_train_env(cfg)
     Algo = algo_class(cfg.algo)
     start_steps = 0
-    latest = _latest_checkpoint(ckpt_dir) if resume else None
+    latest = latest_checkpoint(ckpt_dir) if resume else None
     if resume and latest is None:
         raise FileNotFoundError(f"cannot resume: no checkpoint in {ckpt_dir}")
     if latest is not None:
@@ -296,13 +263,13 @@ def final_comparison(
 ) -> Path:
     """Benchmark the best model against the baselines and the optimum on the held-out traces
     (``jobs`` worker processes; default: CPU count)."""
-    from agents.benchmark import PolicyRun, run_benchmark, write_outputs
-    from agents.evaluation import run_policy
-    from agents.trained import load_trained_policy
+    from agents.evaluation.benchmark import PolicyRun, run_benchmark, write_outputs
+    from agents.evaluation.rollout import run_policy
+    from agents.policies.trained import load_trained_policy
 
     policy = load_trained_policy(out, name=f"{cfg.algo} (trained)")
     if is_fleet(cfg.scenario):
-        from agents.fleet_evaluation import run_fleet_benchmark, write_fleet_outputs
+        from agents.evaluation.fleet import run_fleet_benchmark, write_fleet_outputs
 
         bench = run_fleet_benchmark(
             load_fleet(out / "fleet.yaml"),

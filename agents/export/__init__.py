@@ -1,0 +1,2 @@
+"""ONNX export of trained policies and the `megapod export` / `megapod control` commands (needs the
+`export` extra)."""

@@ -1,0 +1,1 @@
+"""Optimization: the site and fleet hindsight LPs (HiGHS), the hindsight oracle and MPC on forecasts."""
