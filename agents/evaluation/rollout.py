@@ -1,6 +1,7 @@
 """Run any policy on fixed traces and summarize episodes: the evaluation code every result uses.
 
-Held-out evaluation seeds start at :data:`EVAL_SEED_BASE` (1,000,000). Training runs seed their
+Held-out test seeds start at :data:`EVAL_SEED_BASE` (1,000,000), validation seeds (for model
+selection during training) at :data:`VALIDATION_SEED_BASE` (1,500,000). Training runs seed their
 environments below :data:`TRAIN_SEED_LIMIT` (10,000) and every unseeded reset draws its trace seed
 below 1,000,000, so training never sees an evaluation day. ``env.reset(seed=s)`` runs on trace
 ``s``, so every policy evaluated with the same seeds sees identical days.
@@ -19,7 +20,8 @@ from megapod_gym.envs.vector_env import MegapodVectorEnv
 from megapod_gym.scenario.trace import HELD_OUT_SEED_BASE
 from megapod_gym.sim import layout as L
 
-EVAL_SEED_BASE = HELD_OUT_SEED_BASE
+EVAL_SEED_BASE = HELD_OUT_SEED_BASE  # test days: reported results
+VALIDATION_SEED_BASE = HELD_OUT_SEED_BASE + 500_000  # validation days: model selection
 TRAIN_SEED_LIMIT = 10_000
 
 
@@ -28,6 +30,13 @@ def eval_seeds(n_episodes: int, base: int = EVAL_SEED_BASE) -> list[int]:
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1 (got {n_episodes})")
     return [base + i for i in range(n_episodes)]
+
+
+def validation_seeds(n_episodes: int) -> list[int]:
+    """The first ``n_episodes`` validation seeds (held out from training, disjoint from the test
+    seeds of :func:`eval_seeds` for up to 500,000 episodes): checkpoint selection uses these so
+    that reported test scores are never the ones a model was picked on."""
+    return eval_seeds(n_episodes, VALIDATION_SEED_BASE)
 
 
 @dataclass

@@ -14,8 +14,9 @@ from stable_baselines3.common.logger import HParam
 from tqdm.auto import tqdm
 
 from agents.evaluation.fleet import FLEET_KPIS
-from agents.evaluation.rollout import eval_seeds, normalized_score, run_policy
+from agents.evaluation.rollout import normalized_score, run_policy, validation_seeds
 from agents.policies.rules import BASELINES
+from agents.training.behaviour_cloning import set_actor_trainable
 from agents.training.config import TrainConfig
 from megapod_gym.config import load_scenario
 from megapod_gym.sim import layout as L
@@ -64,7 +65,7 @@ class HeldOutEvalCallback(BaseCallback):
         self.run_dir = run_dir
         self.report = report
         self.config = self.load_config()
-        self.seeds = eval_seeds(cfg.eval.n_episodes)
+        self.seeds = validation_seeds(cfg.eval.n_episodes)
         self.reference: dict[str, dict[str, float]] = {}
         self.greedy = np.zeros(0)
         self.optimum: np.ndarray | None = None
@@ -99,7 +100,11 @@ class HeldOutEvalCallback(BaseCallback):
                     for i in range(len(self.seeds))
                 ]
             )
-        return {n: BASELINES[n]() for n in REFERENCE_BASELINES}, "greedy", optimum
+        from agents.optim.mpc import MPCPolicy
+
+        refs: dict[str, Any] = {n: BASELINES[n]() for n in REFERENCE_BASELINES}
+        refs["mpc"] = MPCPolicy()
+        return refs, "greedy", optimum
 
     def _on_training_start(self) -> None:
         baselines, zero, self.optimum = self.references()
@@ -129,6 +134,8 @@ class HeldOutEvalCallback(BaseCallback):
         self.logger.record(
             "hparams", HParam(hparams, metric_dict), exclude=("stdout", "log", "json", "csv")
         )
+        if self.num_timesteps == 0 and self.cfg.pretrain is not None:
+            self.evaluate_now()  # the cloned policy is a candidate for best/ too
 
     def _on_step(self) -> bool:
         if (
@@ -211,6 +218,35 @@ class FleetHeldOutEvalCallback(HeldOutEvalCallback):
 
         optimum = fleet_optimum(self.config, self.seeds) if self.cfg.eval.with_oracle else None
         return {n: cls() for n, cls in FLEET_BASELINES.items()}, FLEET_ZERO, optimum
+
+
+class CriticWarmupCallback(BaseCallback):
+    """Keeps the actor frozen until ``until_step`` env steps: the updates in between train only
+    the critic (the value of the cloned policy), then both train."""
+
+    def __init__(self, until_step: int) -> None:
+        super().__init__()
+        self.until_step = until_step
+        self.frozen = False
+
+    def _on_training_start(self) -> None:
+        if self.num_timesteps < self.until_step:
+            set_actor_trainable(self.model, False)
+            self.frozen = True
+
+    def _on_rollout_end(self) -> None:
+        # called after a rollout is collected and before the update that uses it
+        if self.frozen and self.num_timesteps > self.until_step:
+            set_actor_trainable(self.model, True)
+            self.frozen = False
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.frozen:
+            set_actor_trainable(self.model, True)
+            self.frozen = False
 
 
 class CheckpointCallback(BaseCallback):

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agents.evaluation.rollout import TRAIN_SEED_LIMIT
 from megapod_gym.config import DEFAULT_SCENARIO
@@ -44,13 +51,52 @@ def algo_class(algo: str) -> type:
 
 
 class EvalSettings(BaseModel):
-    """Evaluation during training, always on held-out seeds (>= 1,000,000)."""
+    """Evaluation, always on held-out seeds (>= 1,000,000).
+
+    During training the model is scored every ``freq`` env steps on ``n_episodes`` *validation*
+    days (seeds from 1,500,000) and the best one is kept in ``best/``; the final comparison runs
+    the validation-selected and the final model on ``test_episodes`` *test* days (seeds from
+    1,000,000), which selection never saw.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     freq: int = Field(10_000, ge=1)  # total env steps between evaluations
-    n_episodes: int = Field(5, ge=1, le=200)
+    n_episodes: int = Field(5, ge=1, le=200)  # validation days per evaluation
+    test_episodes: int = Field(30, ge=1, le=1000)  # test days of the final comparison
     days: float = Field(1.0, gt=0.0, le=31.0)
     with_oracle: bool = True  # solve the hindsight optimum once so the normalized score is logged
+
+
+class PretrainSettings(BaseModel):
+    """Behaviour cloning from an expert before RL (see :mod:`agents.training.demonstrations`).
+
+    The expert (``auto``: the most profitable of MPC and the rules on training days) runs on
+    ``n_days`` training days, ``noisy_frac`` of them with its actions perturbed by Gaussian noise
+    ``noise_std`` (labels stay clean); the actor is fitted by MSE; then the first
+    ``critic_warmup_steps`` env steps of RL train the critic with the actor frozen.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    expert: str = "auto"
+    n_days: int = Field(128, ge=1, le=3000)
+    noisy_frac: float = Field(0.5, ge=0.0, le=1.0)
+    noise_std: float = Field(0.15, ge=0.0, le=1.0)
+    epochs: int = Field(30, ge=1, le=10_000)
+    batch_size: int = Field(256, ge=1, le=1_000_000)
+    learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
+    critic_warmup_steps: int = Field(50_000, ge=0)
+    # learning rate while the actor is frozen (only the critic learns then); None: the run's own
+    critic_warmup_lr: float | None = Field(3e-4, gt=0.0, le=1.0)
+
+    @field_validator("expert")
+    @classmethod
+    def _expert(cls, v: str) -> str:
+        from agents.policies.rules import BASELINES
+
+        allowed = ["auto", "mpc", *[n for n in BASELINES if n != "random"]]
+        if v not in allowed:
+            raise ValueError(f"expert must be one of {allowed} (got {v!r})")
+        return v
 
 
 class TrainConfig(BaseModel):
@@ -69,6 +115,12 @@ class TrainConfig(BaseModel):
     policy_kwargs: dict[str, Any] = Field(default_factory=dict)
     hyperparams: dict[str, Any] = Field(default_factory=dict)
     eval: EvalSettings = EvalSettings()
+    # Behaviour cloning from an expert before RL (None: train from scratch).
+    pretrain: PretrainSettings | None = None
+    # How the env's last step of an episode reaches the algorithm: "truncate" bootstraps the
+    # critic's value of the final state (a time limit); "terminate" ends the return there, which
+    # is how the score counts it (energy left in the battery at the end earns nothing).
+    day_end: Literal["truncate", "terminate"] = "truncate"
     checkpoint_freq: int = Field(50_000, ge=1)  # total env steps between checkpoints
     device: str = "cpu"
     # Small MLPs on few cores run far faster single-threaded (measured here: a 16x27 @ 27x64
@@ -98,12 +150,38 @@ class TrainConfig(BaseModel):
             raise ValueError(f"activation_fn must be one of {ACTIVATIONS} (got {act!r})")
         return v
 
+    @model_validator(mode="after")
+    def _pretrain_and_day_end(self) -> TrainConfig:
+        if self.pretrain is not None:
+            if self.algo == "recurrent_ppo":
+                raise ValueError("pretrain: behaviour cloning supports ppo, a2c, sac and td3")
+            norm_obs = (
+                self.normalize.get("norm_obs", True)
+                if isinstance(self.normalize, dict)
+                else self.normalize
+            )
+            if norm_obs:
+                raise ValueError(
+                    "pretrain needs normalize.norm_obs: false (observations are already scaled by "
+                    "the env's encoder; statistics of expert data would differ from the RL data's)"
+                )
+        if self.day_end == "terminate" and self.vec_env != "native":
+            raise ValueError("day_end: terminate is supported with vec_env: native only")
+        return self
+
     def algo_kwargs(self) -> dict[str, Any]:
         """Hyperparameters as the algorithm takes them (schedules and activations resolved)."""
         kw = dict(self.hyperparams)
         for key in ("learning_rate", "clip_range"):
             if isinstance(kw.get(key), str):
                 kw[key] = linear_schedule(kw[key], key)
+        p = self.pretrain
+        if p is not None and p.critic_warmup_steps > 0 and p.critic_warmup_lr is not None:
+            kw["learning_rate"] = WarmupSchedule(
+                1.0 - p.critic_warmup_steps / self.n_timesteps,
+                p.critic_warmup_lr,
+                kw.get("learning_rate", 3e-4),
+            )
         pk = dict(self.policy_kwargs)
         if "activation_fn" in pk:
             import torch.nn as nn
@@ -139,6 +217,21 @@ class LinearSchedule:
         return progress_remaining * self.start
 
 
+class WarmupSchedule:
+    """``warm_lr`` while ``progress_remaining > until_progress`` (the critic warm-up, actor frozen),
+    then ``after`` (a number or a schedule). Picklable, as SB3 saves schedules with the model."""
+
+    def __init__(self, until_progress: float, warm_lr: float, after: Any) -> None:
+        self.until_progress = until_progress
+        self.warm_lr = warm_lr
+        self.after = after
+
+    def __call__(self, progress_remaining: float) -> float:
+        if progress_remaining > self.until_progress:
+            return self.warm_lr
+        return self.after(progress_remaining) if callable(self.after) else float(self.after)
+
+
 _OWN_KEYS = set(TrainConfig.model_fields) - {"hyperparams"}
 
 
@@ -151,7 +244,9 @@ def parse_train_config(data: Mapping[str, Any], source: str = "mapping") -> Trai
             raise TrainConfigError(f"{source}: hyperparams must be a mapping")
         clash = sorted(set(nested) & set(data))
         if clash:
-            raise TrainConfigError(f"{source}: {clash} given both at the top level and under hyperparams")
+            raise TrainConfigError(
+                f"{source}: {clash} given both at the top level and under hyperparams"
+            )
         data.update(nested)
     algo = data.get("algo")
     if algo not in ALGOS:

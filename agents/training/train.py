@@ -103,7 +103,12 @@ def make_train_env(cfg: TrainConfig) -> Any:
             vec_env_cls=SubprocVecEnv if cfg.vec_env == "subproc" else DummyVecEnv,
         )
     elif cfg.vec_env == "native":
-        env = NativeSB3VecEnv(cfg.n_envs, cfg.scenario, cfg.config_overrides)
+        env = NativeSB3VecEnv(
+            cfg.n_envs,
+            cfg.scenario,
+            cfg.config_overrides,
+            terminate_at_end=cfg.day_end == "terminate",
+        )
         env.seed(cfg.seed)
     else:
         env = make_vec_env(
@@ -142,6 +147,7 @@ def train(
 
     from agents.training.callbacks import (
         CheckpointCallback,
+        CriticWarmupCallback,
         FleetHeldOutEvalCallback,
         HeldOutEvalCallback,
         TqdmCallback,
@@ -190,6 +196,8 @@ def train(
         model = Algo(
             cfg.policy, env, seed=cfg.seed, device=cfg.device, verbose=0, **cfg.algo_kwargs()
         )
+        if cfg.pretrain is not None:
+            pretrain_model(model, cfg, scenario, out, progress)
     model.set_logger(configure(str(out / "tb"), ["tensorboard"]))
 
     meta_path = out / "meta.json"
@@ -210,6 +218,8 @@ def train(
         cfg, out, report=report
     )
     callbacks = [evaluator, CheckpointCallback(cfg.checkpoint_freq, ckpt_dir)]
+    if cfg.pretrain is not None and cfg.pretrain.critic_warmup_steps > 0:
+        callbacks.insert(0, CriticWarmupCallback(cfg.pretrain.critic_warmup_steps))
     if progress:
         callbacks.append(TqdmCallback(cfg.n_timesteps, start_steps))
     remaining = max(cfg.n_timesteps - start_steps, 0)
@@ -233,8 +243,12 @@ def train(
         "env_steps_per_second": remaining / train_seconds if train_seconds > 0 else float("nan"),
         **evaluator.best_metrics,
     }
+    if (out / "pretrain.json").is_file():
+        metrics["pretrain"] = json.loads((out / "pretrain.json").read_text())
     if final_benchmark:
-        metrics["benchmark_table"] = str(final_comparison(cfg, out, jobs=benchmark_jobs))
+        metrics["benchmark_table"] = str(
+            final_comparison(cfg, out, jobs=benchmark_jobs, progress=progress)
+        )
     metrics["wall_seconds"] = time.time() - t_start
     summary = summary_text(cfg, out, metrics)
     (out / "summary.txt").write_text(summary + "\n")
@@ -255,13 +269,58 @@ def train(
     return metrics
 
 
+def pretrain_model(model: Any, cfg: TrainConfig, scenario: Any, out: Path, progress: bool) -> dict:
+    """Behaviour cloning from the configured expert (``cfg.pretrain``) into ``model``; writes
+    ``pretrain.json`` and the cloned model to ``pretrained/``."""
+    import os
+
+    from agents.training.behaviour_cloning import clone_actor, imitation_mse
+    from agents.training.demonstrations import demonstrations, select_expert
+
+    p = cfg.pretrain
+    assert p is not None
+    if is_fleet(cfg.scenario):
+        raise ValueError("pretrain is not supported for fleets yet")
+    t0 = time.time()
+    expert, profits = select_expert(scenario) if p.expert == "auto" else (p.expert, {})
+    demos = demonstrations(
+        scenario,
+        expert,
+        n_days=p.n_days,
+        noisy_frac=p.noisy_frac,
+        noise_std=p.noise_std,
+        jobs=os.cpu_count() or 1,
+        progress=progress,
+    )
+    t1 = time.time()
+    losses = clone_actor(
+        model, demos, p.epochs, p.batch_size, p.learning_rate, seed=cfg.seed, progress=progress
+    )
+    info = {
+        "expert": expert,
+        "expert_selection_profit_usd": profits,
+        "expert_demo_profit_usd": demos.profit_usd,
+        "demo_steps": len(demos),
+        "bc_loss_first_epoch": losses[0],
+        "bc_loss_last_epoch": losses[-1],
+        "bc_mse": imitation_mse(model, demos),
+        "demo_seconds": t1 - t0,
+        "bc_seconds": time.time() - t1,
+    }
+    (out / "pretrain.json").write_text(json.dumps(info, indent=2))
+    save_model(model, out / "pretrained")
+    return info
+
+
 def final_comparison(
     cfg: TrainConfig,
     out: Path,
     baselines: Sequence[str] | None = None,
     jobs: int | None = None,
+    progress: bool = False,
 ) -> Path:
-    """Benchmark the best model against the baselines and the optimum on the held-out traces
+    """Benchmark the validation-selected (``best/``) and the final model against the baselines and
+    the optimum on ``cfg.eval.test_episodes`` test days, which model selection never saw
     (``jobs`` worker processes; default: CPU count)."""
     from agents.evaluation.benchmark import PolicyRun, run_benchmark, write_outputs
     from agents.evaluation.rollout import run_policy
@@ -273,25 +332,37 @@ def final_comparison(
 
         bench = run_fleet_benchmark(
             load_fleet(out / "fleet.yaml"),
-            n_episodes=cfg.eval.n_episodes,
+            n_episodes=cfg.eval.test_episodes,
             days=cfg.eval.days,
             with_optimum=cfg.eval.with_oracle,
             extra=[(policy.name, policy)],
         )
         return write_fleet_outputs([bench], out / "eval")["table"]
 
-    def trained_run(config: Any, seeds: Sequence[int]) -> PolicyRun:
-        t0 = time.perf_counter()
-        run = run_policy(policy, config, seeds, record_history=True)
-        return PolicyRun(
-            config.name,
-            policy.name,
-            run.rows,
-            run.history,
-            run.price_usd_per_kwh,
-            time.perf_counter() - t0,
-        )
+    def trained_run(folder: Path, name: str) -> Any:
+        def run(config: Any, seeds: Sequence[int]) -> PolicyRun:
+            model = load_trained_policy(folder, name=name)
+            t0 = time.perf_counter()
+            res = run_policy(model, config, seeds, record_history=True)
+            return PolicyRun(
+                config.name,
+                name,
+                res.rows,
+                res.history,
+                res.price_usd_per_kwh,
+                time.perf_counter() - t0,
+            )
 
+        return run
+
+    extra = [
+        (
+            f"{cfg.algo} (best on validation)",
+            trained_run(out / "best", f"{cfg.algo} (best on validation)"),
+        )
+    ]
+    if (out / "final" / "model.zip").is_file():
+        extra.append((f"{cfg.algo} (final)", trained_run(out / "final", f"{cfg.algo} (final)")))
     names = (
         list(baselines)
         if baselines is not None
@@ -301,10 +372,10 @@ def final_comparison(
     result = run_benchmark(
         [scenario_ref],
         names,
-        n_episodes=cfg.eval.n_episodes,
+        n_episodes=cfg.eval.test_episodes,
         days=cfg.eval.days,
-        extra=[(policy.name, trained_run)],
-        show_progress=False,
+        extra=extra,
+        show_progress=progress,
         jobs=jobs,
     )
     paths = write_outputs(result, out / "eval", load_scenario(scenario_ref).episode.dt_h)

@@ -24,10 +24,17 @@ class NativeSB3VecEnv(VecEnv):
     """``num_envs`` sites of one scenario as an SB3 ``VecEnv``.
 
     Sub-env ``i`` reset with seed ``s`` runs on trace ``s + i`` (SB3's ``seed()`` convention).
+    ``terminate_at_end=True`` reports the episode's end as a termination (SB3 then does not
+    bootstrap the critic's value of the final state), matching the score, which gives energy left
+    at the end no value.
     """
 
     def __init__(
-        self, num_envs: int, scenario: Any = None, config_overrides: Mapping[str, Any] | None = None
+        self,
+        num_envs: int,
+        scenario: Any = None,
+        config_overrides: Mapping[str, Any] | None = None,
+        terminate_at_end: bool = False,
     ) -> None:
         self.venv = MegapodVectorEnv(
             num_envs=num_envs, scenario=scenario, config_overrides=config_overrides, info_keys=()
@@ -36,6 +43,8 @@ class NativeSB3VecEnv(VecEnv):
             num_envs, self.venv.single_observation_space, self.venv.single_action_space
         )
         self._actions: np.ndarray | None = None
+        # True: the episode's end is reported as a termination (no bootstrapped value after it)
+        self.terminate_at_end = terminate_at_end
         self._returns = np.zeros(num_envs)
         self._lengths = np.zeros(num_envs, dtype=np.int64)
         self._t0 = time.time()
@@ -64,7 +73,9 @@ class NativeSB3VecEnv(VecEnv):
             for i in idx:
                 infos[i] = {
                     "terminal_observation": obs[i].copy(),
-                    "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
+                    "TimeLimit.truncated": bool(
+                        truncated[i] and not terminated[i] and not self.terminate_at_end
+                    ),
                     "episode": {
                         "r": float(self._returns[i]),
                         "l": int(self._lengths[i]),

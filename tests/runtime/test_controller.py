@@ -2,7 +2,7 @@
 
 Policies here are small hand-built ONNX graphs (linear layer + tanh, scaled by 1.2 so some
 actions fall outside [-1, 1]) with sidecars from :func:`agents.export.build_sidecar`, so these
-tests need no training; trained SB3 policies are covered in tests/agents/test_export.py.
+tests need no training; trained SB3 policies are covered in tests/agents/export/test_onnx.py.
 """
 
 from __future__ import annotations

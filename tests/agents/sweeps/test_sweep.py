@@ -17,7 +17,7 @@ from agents.evaluation.rollout import TRAIN_SEED_LIMIT
 from agents.sweeps.cli import main
 from agents.sweeps.sweep import SweepError, derive_seed, parse_sweep, trial_index
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SMOKE = ROOT / "configs" / "sweeps" / "ppo-smoke.yaml"
 
 

@@ -37,7 +37,7 @@ from megapod_gym.runtime import (  # noqa: E402
 )
 from megapod_gym.sim import layout as L  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 HELD_OUT_SEED = 1_000_000
 PARITY_TOL = 1e-5
 RUNS = {

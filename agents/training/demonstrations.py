@@ -1,0 +1,233 @@
+"""Expert demonstrations: observations and the expert's actions on training days, cached on disk.
+
+An expert (MPC or any rule, by name) runs on ``n_days`` training traces in one batch. Half the days
+(``noisy_frac``) are *perturbed executions*: the env receives the expert's action plus Gaussian
+noise (σ = ``noise_std`` in action units, clipped to [-1, 1]) while the recorded label stays the
+expert's clean action, so the cloned policy also learns how the expert recovers from states it
+would not reach itself (DART-style noise injection). Observations are the env's own encoded
+features (the project's fixed scaling), which is what the cloned policy sees at run time.
+
+Training days use trace seeds ``DEMO_SEED_BASE + i`` (below the training seed limit, disjoint from
+the held-out validation and test seeds).
+
+``expert="auto"`` picks the expert with the highest mean profit on ``n_select_days`` other training
+days among MPC and every rule baseline: the best available teacher of each scenario.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from agents.evaluation.rollout import run_policy
+from agents.policies.base import PolicyContext
+from agents.policies.registry import make_policy
+from megapod_gym.config import ScenarioConfig
+from megapod_gym.envs.vector_env import MegapodVectorEnv
+from megapod_gym.sim import layout as L
+
+DEMO_SEED_BASE = 5_000
+SELECT_SEED_BASE = 8_000
+EXPERT_CANDIDATES = ("mpc", "tou-arbitrage", "price-threshold", "peak-shaving", "greedy")
+CACHE_VERSION = 1
+MAX_DEMO_DAYS = SELECT_SEED_BASE - DEMO_SEED_BASE
+
+
+@dataclass(frozen=True)
+class Demonstrations:
+    """Expert transitions: ``obs [N, F]`` (encoded) and clean expert ``actions [N, A]`` in [-1, 1]."""
+
+    obs: np.ndarray
+    actions: np.ndarray
+    expert: str
+    seeds: tuple[int, ...]
+    profit_usd: float  # mean episode profit of the clean expert days
+
+    def __len__(self) -> int:
+        return int(self.obs.shape[0])
+
+
+def cache_dir() -> Path:
+    """``$MEGAPOD_CACHE/demos`` (default ``~/.cache/megapod-gym/demos``)."""
+    root = os.environ.get("MEGAPOD_CACHE") or Path.home() / ".cache" / "megapod-gym"
+    return Path(root) / "demos"
+
+
+def select_expert(
+    config: ScenarioConfig,
+    n_days: int = 8,
+    candidates: Sequence[str] = EXPERT_CANDIDATES,
+) -> tuple[str, dict[str, float]]:
+    """The candidate with the highest mean profit on ``n_days`` training days (never the held-out
+    ones), and every candidate's mean profit."""
+    seeds = [SELECT_SEED_BASE + i for i in range(n_days)]
+    profits = {}
+    for name in candidates:
+        rows = run_policy(make_policy(name), config, seeds).rows
+        profits[name] = float(np.mean([r["profit_usd"] for r in rows]))
+    return max(profits, key=profits.__getitem__), profits
+
+
+def collect_demonstrations(
+    config: ScenarioConfig,
+    expert: str,
+    n_days: int = 128,
+    noisy_frac: float = 0.5,
+    noise_std: float = 0.15,
+    seed: int = 0,
+    jobs: int = 1,
+    progress: bool = True,
+) -> Demonstrations:
+    """Run ``expert`` on ``n_days`` training traces and record (obs, clean action) at every step.
+
+    The last ``round(noisy_frac * n_days)`` days are perturbed executions. ``jobs`` worker
+    processes share the days (the result does not depend on ``jobs``: each day's noise comes from
+    its own generator seeded by ``(seed, day)``).
+    """
+    if not 1 <= n_days <= MAX_DEMO_DAYS:
+        raise ValueError(f"n_days must be in [1, {MAX_DEMO_DAYS}] (got {n_days})")
+    if not 0.0 <= noisy_frac <= 1.0:
+        raise ValueError(f"noisy_frac must be in [0, 1] (got {noisy_frac})")
+    if not 0.0 <= noise_std <= 1.0:
+        raise ValueError(f"noise_std must be in [0, 1] (got {noise_std})")
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1 (got {jobs})")
+    seeds = [DEMO_SEED_BASE + i for i in range(n_days)]
+    noisy = [i >= n_days - int(round(noisy_frac * n_days)) for i in range(n_days)]
+    chunks = [list(range(n_days))[j::jobs] for j in range(min(jobs, n_days))]
+    args = [
+        (
+            config,
+            expert,
+            [seeds[i] for i in c],
+            [noisy[i] for i in c],
+            noise_std,
+            seed,
+            progress and j == 0,
+        )
+        for j, c in enumerate(chunks)
+    ]
+    if len(chunks) == 1:
+        parts = [_collect(*args[0])]
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(len(chunks)) as pool:
+            parts = list(pool.map(_collect, *zip(*args)))
+    obs = np.zeros((n_days,) + parts[0][0].shape[1:], dtype=np.float32)
+    act = np.zeros((n_days,) + parts[0][1].shape[1:], dtype=np.float32)
+    profit = np.zeros(n_days)
+    for c, (o, a, p) in zip(chunks, parts):
+        obs[c], act[c], profit[c] = o, a, p
+    clean = ~np.asarray(noisy)
+    return Demonstrations(
+        obs.reshape(-1, obs.shape[2]),
+        act.reshape(-1, act.shape[2]),
+        expert,
+        tuple(seeds),
+        float(profit[clean].mean()) if clean.any() else float("nan"),
+    )
+
+
+def _collect(
+    config: ScenarioConfig,
+    expert: str,
+    seeds: list[int],
+    noisy: list[bool],
+    noise_std: float,
+    seed: int,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(obs [days, T, F], actions [days, T, A], profit [days]) of one batch of days."""
+    policy = make_policy(expert)
+    n = len(seeds)
+    venv = MegapodVectorEnv(num_envs=n, scenario=config, info_keys=())
+    obs, _ = venv.reset(seed=seeds)
+    trace = venv.sampler.sample(seeds)
+    policy.reset(PolicyContext(venv.config, trace, venv.encoder, venv.decoder))
+    rngs = [np.random.default_rng([seed, s]) for s in seeds]
+    mask = np.asarray(noisy)
+    T = venv.sim.n_steps
+    n_act = venv.single_action_space.shape[0]
+    obs_log = np.zeros((n, T, obs.shape[1]), dtype=np.float32)
+    act_log = np.zeros((n, T, n_act), dtype=np.float32)
+    profit_usd = np.zeros(n)
+    total = L.OUT_INDEX["total_usd"]
+    for t in tqdm(range(T), desc=f"demos ({expert})", disable=not progress, mininterval=2.0):
+        action = np.clip(np.asarray(policy.act(obs), dtype=np.float32), -1.0, 1.0)
+        obs_log[:, t], act_log[:, t] = obs, action
+        executed = action.copy()
+        for i in np.flatnonzero(mask):
+            executed[i] += rngs[i].normal(0.0, noise_std, n_act).astype(np.float32)
+        obs, _, _, _, _ = venv.step(np.clip(executed, -1.0, 1.0))
+        profit_usd += venv.sim.out[:, total]
+    venv.close()
+    return obs_log, act_log, profit_usd
+
+
+def demonstrations(
+    config: ScenarioConfig,
+    expert: str,
+    n_days: int = 128,
+    noisy_frac: float = 0.5,
+    noise_std: float = 0.15,
+    seed: int = 0,
+    jobs: int = 1,
+    progress: bool = True,
+    cache: bool = True,
+) -> Demonstrations:
+    """:func:`collect_demonstrations`, read from / written to :func:`cache_dir` when ``cache``.
+
+    The cache key covers the resolved scenario, the expert, every collection setting and the
+    package version, so a changed scenario or simulator never reuses stale data.
+    """
+    from importlib.metadata import version
+
+    key_src = json.dumps(
+        {
+            "v": CACHE_VERSION,
+            "pkg": version("megapod-gym"),
+            "scenario": config.model_dump(mode="json"),
+            "expert": expert,
+            "n_days": n_days,
+            "noisy_frac": noisy_frac,
+            "noise_std": noise_std,
+            "seed": seed,
+        },
+        sort_keys=True,
+    )
+    path = (
+        cache_dir()
+        / f"{config.name}-{expert}-{hashlib.sha256(key_src.encode()).hexdigest()[:16]}.npz"
+    )
+    if cache and path.is_file():
+        with np.load(path) as z:
+            return Demonstrations(
+                z["obs"],
+                z["actions"],
+                expert,
+                tuple(int(s) for s in z["seeds"]),
+                float(z["profit_usd"]),
+            )
+    demos = collect_demonstrations(
+        config, expert, n_days, noisy_frac, noise_std, seed, jobs, progress
+    )
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez_compressed(
+            tmp,
+            obs=demos.obs,
+            actions=demos.actions,
+            seeds=np.asarray(demos.seeds),
+            profit_usd=demos.profit_usd,
+        )
+        os.replace(tmp, path)
+    return demos

@@ -1,0 +1,173 @@
+"""The experiments table: trained agents against every rule and MPC, per scenario, over seeds.
+
+For each scenario × training seed, ``megapod train`` runs a training config (default
+``configs/train/ppo-bc.yaml``: behaviour cloning from the best expert, then PPO fine-tuning) with
+the scenario and seed overridden. Model selection uses validation days; every number in the table
+is on ``--test-days`` *test* days (seeds from 1,000,000) that selection never saw. Per scenario the
+table shows greedy (0), each rule, MPC, and the trained agent (validation-selected and final
+model) as mean ± 95 % CI over the training seeds, the wall-clock time of a run on this machine
+(demonstrations + cloning + RL) and the time until the validation score first beat the best rule's.
+
+Writes ``experiments/results_learning_<date>.{md,csv}`` after every finished run, so a partial
+table survives an interrupted session. Run folders go to ``--runs`` (not committed).
+
+    python experiments/learning_table.py                       # all site scenarios, 3 seeds
+    python experiments/learning_table.py --scenarios urban-12stall-bev --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from agents.evaluation.compare import read_scalars
+from agents.evaluation.rollout import mean_ci
+from agents.training.config import load_train_config
+from agents.training.train import train
+from megapod_gym.config.loading import scenario_names
+
+HERE = Path(__file__).resolve().parent
+RULES = ("tou-arbitrage", "price-threshold", "peak-shaving")
+
+
+def time_to_beat(run: Path, best_rule: str, metrics: dict) -> tuple[float, float]:
+    """(env steps, seconds) until the validation score first exceeded ``best_rule``'s validation
+    score; NaN when it never did. Seconds = demonstrations + cloning + the RL share up to then."""
+    s = read_scalars(run)
+    evals = s.get("eval/normalized_score")
+    ref = s.get(f"baseline/{best_rule}/normalized_score")
+    if evals is None or ref is None:
+        return float("nan"), float("nan")
+    ref_score = float(ref[1][0])
+    for step, score in zip(*evals):
+        if score > ref_score:
+            pre = metrics.get("pretrain", {})
+            sec = pre.get("demo_seconds", 0.0) + pre.get("bc_seconds", 0.0)
+            sec += metrics["train_seconds"] * float(step) / max(metrics["timesteps"], 1)
+            return float(step), sec
+    return float("nan"), float("nan")
+
+
+def run_one(config: Path, scenario: str, seed: int, test_days: int, runs: Path) -> dict:
+    cfg = load_train_config(config, {"scenario": scenario, "seed": seed})
+    cfg = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"test_episodes": test_days})})
+    out = runs / f"{config.stem}-{scenario}-s{seed}"
+    if not (out / "metrics.json").is_file():
+        if out.exists():
+            import shutil
+
+            shutil.rmtree(out)
+        t0 = time.time()
+        metrics = train(cfg, out, progress=False)
+        metrics["run_wall_seconds"] = time.time() - t0
+        (out / "metrics.json").write_text(
+            json.dumps({k: v for k, v in metrics.items()}, indent=2, default=float)
+        )
+    metrics = json.loads((out / "metrics.json").read_text())
+    with (out / "eval" / "summary.csv").open() as fh:
+        rows = {r["policy"]: r for r in csv.DictReader(fh)}
+    score = {name: float(r["normalized_score"]) for name, r in rows.items()}
+    val = {
+        k.split("/")[1]: float(v[1][0])
+        for k, v in read_scalars(out).items()
+        if k.startswith("baseline/") and k.endswith("/normalized_score")
+    }
+    best_rule = max((r for r in RULES if r in val), key=val.__getitem__)
+    steps, secs = time_to_beat(out, best_rule, metrics)
+    pre = metrics.get("pretrain", {})
+    return {
+        "scenario": scenario,
+        "seed": seed,
+        "config": config.stem,
+        "test_days": test_days,
+        "expert": pre.get("expert", ""),
+        **{f"score_{k}": v for k, v in score.items()},
+        "best_rule_on_validation": best_rule,
+        "run_wall_seconds": metrics.get("run_wall_seconds", metrics.get("wall_seconds")),
+        "train_seconds": metrics["train_seconds"],
+        "pretrain_seconds": pre.get("demo_seconds", 0.0) + pre.get("bc_seconds", 0.0),
+        "steps_to_beat_best_rule": steps,
+        "seconds_to_beat_best_rule": secs,
+    }
+
+
+def fmt(values: list[float]) -> str:
+    m, h = mean_ci(np.asarray(values))
+    return f"{m:.1f}" if not np.isfinite(h) else f"{m:.1f} ± {h:.1f}"
+
+
+def write(results: list[dict], stem: Path, command: str) -> None:
+    keys = list(dict.fromkeys(k for r in results for k in r))
+    with stem.with_suffix(".csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, keys)
+        w.writeheader()
+        w.writerows(results)
+    algo = results[0]["config"] if results else ""
+    lines = [
+        f"# Experiments table ({time.strftime('%Y-%m-%d')})",
+        "",
+        f"Command: `{command}`  ",
+        "Normalized score on held-out **test** days (0 = cars-first greedy, 100 = hindsight LP "
+        "optimum); trained agents: mean ± 95 % CI over training seeds; model selection on "
+        "separate validation days. Rules and MPC are deterministic given the days, so they have "
+        "one value. Times are wall-clock on this 2-core CPU machine per run.",
+        "",
+        f"| scenario | tou-arbitrage | price-threshold | peak-shaving | MPC | {algo} best-on-validation | {algo} final | seeds | expert | run time s | time to beat best rule s | beats every rule and MPC |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for scenario in dict.fromkeys(r["scenario"] for r in results):
+        rs = [r for r in results if r["scenario"] == scenario]
+        trained = [c for c in rs[0] if c.startswith("score_") and "best on validation" in c][0]
+        final = [c for c in rs[0] if c.startswith("score_") and "(final)" in c]
+        refs = {n: rs[0].get(f"score_{n}", float("nan")) for n in (*RULES, "mpc")}
+        best_val = [r[trained] for r in rs]
+        beats = min(best_val) > max(refs.values())
+        mean_beats = float(np.mean(best_val)) > max(refs.values())
+        ttb = [r["seconds_to_beat_best_rule"] for r in rs]
+        lines.append(
+            f"| {scenario} | {refs['tou-arbitrage']:.1f} | {refs['price-threshold']:.1f} | "
+            f"{refs['peak-shaving']:.1f} | {refs['mpc']:.1f} | {fmt(best_val)} | "
+            f"{fmt([r[final[0]] for r in rs]) if final else '–'} | {len(rs)} | {rs[0]['expert']} | "
+            f"{np.mean([r['run_wall_seconds'] for r in rs]):.0f} | "
+            f"{'never' if np.isnan(ttb).all() else f'{np.nanmean(ttb):.0f} ({np.sum(~np.isnan(ttb))}/{len(ttb)} seeds)'} | "
+            f"{'yes, every seed' if beats else ('on average' if mean_beats else 'no')} |"
+        )
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", type=Path, default=HERE.parent / "configs/train/ppo-bc.yaml")
+    ap.add_argument("--scenarios", nargs="+", default=None, help="default: every site scenario")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--test-days", type=int, default=30)
+    ap.add_argument("--runs", type=Path, default=HERE / "runs")
+    ap.add_argument("--out", type=Path, default=None, help="result file stem")
+    args = ap.parse_args()
+    scenarios = args.scenarios or [s for s in scenario_names() if not s.startswith("fleet")]
+    stem = args.out or HERE / f"results_learning_{time.strftime('%Y-%m-%d')}"
+    command = "python experiments/learning_table.py " + " ".join(
+        f"--scenarios {' '.join(scenarios)} --seeds {' '.join(map(str, args.seeds))} "
+        f"--test-days {args.test_days} --config {args.config.relative_to(HERE.parent) if args.config.is_absolute() else args.config}".split()
+    )
+    results: list[dict] = []
+    for scenario in scenarios:
+        for seed in args.seeds:
+            results.append(run_one(args.config, scenario, seed, args.test_days, args.runs))
+            write(results, stem, command)
+            print(
+                yaml.safe_dump(
+                    {k: results[-1][k] for k in ("scenario", "seed", "run_wall_seconds")}
+                ).strip(),
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
