@@ -41,6 +41,7 @@ import numpy as np
 
 from agents.policies.trained import (
     ObsNormalizer,
+    actor_obs,
     algo_of_model,
     load_vecnormalize,
     resolve_model_path,
@@ -277,7 +278,7 @@ def _check_parity(path: Path, model: Any, normalizer: ObsNormalizer | None, n_ob
         obs = rng.uniform(-2.0, 2.0, (batch, n_obs)).astype(np.float32)
         got = session.run(None, {INPUT_NAME: obs})[0]
         x = normalizer(obs) if normalizer is not None else obs
-        ref, _ = model.predict(x, deterministic=True)
+        ref, _ = model.predict(actor_obs(model, x), deterministic=True)
         worst = max(worst, float(np.max(np.abs(got - ref))))
     if not worst <= PARITY_TOL:
         raise ExportError(
@@ -527,9 +528,13 @@ def export_policy(
     from agents.training.config import algo_class
 
     model = algo_class(algo).load(model_path, device="cpu")
-    if tuple(model.observation_space.shape) != (encoder.size,) or tuple(
-        model.action_space.shape
-    ) != (decoder.size,):
+    # a model trained with privileged critic features has a larger observation space, but its
+    # actor reads only the env's features: the export takes exactly those
+    n_actor = int(
+        getattr(getattr(model.policy, "mlp_extractor", None), "n_actor_features", 0)
+        or model.observation_space.shape[0]
+    )
+    if n_actor != encoder.size or tuple(model.action_space.shape) != (decoder.size,):
         raise ExportError(
             f"{model_path}: model spaces {model.observation_space.shape} -> "
             f"{model.action_space.shape} do not match the run's scenario ({encoder.size} features "

@@ -7,7 +7,7 @@ from pathlib import Path
 from agents.policies.base import Policy
 from agents.policies.rules import BASELINES
 
-SEARCH_POLICIES = ("oracle-replay", "mpc")
+SEARCH_POLICIES = ("oracle-replay", "mpc", "tuned-rule")
 
 
 def policy_names() -> list[str]:
@@ -34,6 +34,10 @@ def make_policy(name_or_path: str) -> Policy:
         from agents.optim.mpc import MPCPolicy
 
         return MPCPolicy()
+    if name_or_path == "tuned-rule":
+        from agents.optim.rule_tuning import TunedRulePolicy
+
+        return TunedRulePolicy()
     path = Path(name_or_path)
     if path.suffix == ".onnx" and path.is_file():
         from agents.export.onnx import OnnxPolicy

@@ -40,6 +40,18 @@ class ObsNormalizer:
         return np.clip(z, -self.clip_obs, self.clip_obs).astype(np.float32)
 
 
+def actor_obs(model: Any, obs: np.ndarray) -> np.ndarray:
+    """``obs`` zero-padded to the model's observation size when the model was trained with
+    privileged critic features appended (:mod:`agents.training.asymmetric`): its actor reads only
+    the leading env features, so the padding never changes an action."""
+    n = int(model.observation_space.shape[0])
+    obs = np.asarray(obs, dtype=np.float32)
+    if obs.shape[-1] >= n:
+        return obs
+    pad = np.zeros(obs.shape[:-1] + (n - obs.shape[-1],), dtype=np.float32)
+    return np.concatenate([obs, pad], axis=-1)
+
+
 class TrainedPolicy:
     """A stable-baselines3 model (any algorithm, incl. RecurrentPPO) behind the Policy interface."""
 
@@ -61,6 +73,7 @@ class TrainedPolicy:
             if self.normalizer is not None
             else np.asarray(obs, dtype=np.float32)
         )
+        x = actor_obs(self.model, x)
         if self.recurrent:
             starts = self._starts if self._starts is not None else np.ones(x.shape[0], dtype=bool)
             action, self._state = self.model.predict(

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from agents.policies.trained import actor_obs
 from agents.training.demonstrations import Demonstrations
 
 
@@ -59,7 +60,7 @@ def clone_actor(
         raise TypeError(
             "behaviour cloning does not support recurrent_ppo; use ppo, a2c, sac or td3"
         )
-    obs = torch.as_tensor(demos.obs, dtype=torch.float32)
+    obs = torch.as_tensor(actor_obs(model, demos.obs), dtype=torch.float32)
     target = torch.as_tensor(demos.actions, dtype=torch.float32)
     params = actor_parameters(model)
     opt = torch.optim.Adam(params, lr=learning_rate)
@@ -100,5 +101,6 @@ def imitation_mse(model: Any, demos: Demonstrations) -> float:
     import torch
 
     with torch.no_grad():
-        pred = actor_action(model, torch.as_tensor(demos.obs, dtype=torch.float32)).numpy()
+        obs = torch.as_tensor(actor_obs(model, demos.obs), dtype=torch.float32)
+        pred = actor_action(model, obs).numpy()
     return float(np.mean((pred - demos.actions) ** 2))

@@ -101,8 +101,10 @@ class HeldOutEvalCallback(BaseCallback):
                 ]
             )
         from agents.optim.mpc import MPCPolicy
+        from agents.optim.rule_tuning import TunedRulePolicy
 
         refs: dict[str, Any] = {n: BASELINES[n]() for n in REFERENCE_BASELINES}
+        refs["tuned-rule"] = TunedRulePolicy()
         refs["mpc"] = MPCPolicy()
         return refs, "greedy", optimum
 

@@ -93,7 +93,7 @@ class PretrainSettings(BaseModel):
     def _expert(cls, v: str) -> str:
         from agents.policies.rules import BASELINES
 
-        allowed = ["auto", "mpc", *[n for n in BASELINES if n != "random"]]
+        allowed = ["auto", "mpc", "tuned-rule", *[n for n in BASELINES if n != "random"]]
         if v not in allowed:
             raise ValueError(f"expert must be one of {allowed} (got {v!r})")
         return v
@@ -121,6 +121,9 @@ class TrainConfig(BaseModel):
     # critic's value of the final state (a time limit); "terminate" ends the return there, which
     # is how the score counts it (energy left in the battery at the end earns nothing).
     day_end: Literal["truncate", "terminate"] = "truncate"
+    # PPO/A2C: the critic also sees privileged features of the realized day (never the actor,
+    # never evaluation or export; see agents/training/asymmetric.py). Needs vec_env: native.
+    privileged_critic: bool = False
     checkpoint_freq: int = Field(50_000, ge=1)  # total env steps between checkpoints
     device: str = "cpu"
     # Small MLPs on few cores run far faster single-threaded (measured here: a 16x27 @ 27x64
@@ -165,6 +168,8 @@ class TrainConfig(BaseModel):
                     "pretrain needs normalize.norm_obs: false (observations are already scaled by "
                     "the env's encoder; statistics of expert data would differ from the RL data's)"
                 )
+        if self.privileged_critic and (self.algo not in ("ppo", "a2c") or self.vec_env != "native"):
+            raise ValueError("privileged_critic needs algo ppo or a2c and vec_env: native")
         if self.day_end == "terminate" and self.vec_env != "native":
             raise ValueError("day_end: terminate is supported with vec_env: native only")
         return self
@@ -189,6 +194,13 @@ class TrainConfig(BaseModel):
             pk["activation_fn"] = {
                 "tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "silu": nn.SiLU,
             }[pk["activation_fn"]]  # fmt: skip
+        if self.privileged_critic:
+            from megapod_gym.config import load_scenario
+            from megapod_gym.envs.site_env import make_encoder
+
+            pk["n_actor_features"] = make_encoder(
+                load_scenario(self.scenario, self.config_overrides)
+            ).size
         if pk:
             kw["policy_kwargs"] = pk
         return kw

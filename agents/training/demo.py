@@ -28,6 +28,7 @@ DEMO_CONFIG = {
     "n_envs": 8,
     "vec_env": "native",
     "day_end": "terminate",
+    "privileged_critic": True,
     "policy": "MlpPolicy",
     "normalize": {"norm_obs": False, "norm_reward": True},
     "n_steps": 288,

@@ -35,7 +35,14 @@ from megapod_gym.sim import layout as L
 
 DEMO_SEED_BASE = 5_000
 SELECT_SEED_BASE = 8_000
-EXPERT_CANDIDATES = ("mpc", "tou-arbitrage", "price-threshold", "peak-shaving", "greedy")
+EXPERT_CANDIDATES = (
+    "mpc",
+    "tuned-rule",
+    "tou-arbitrage",
+    "price-threshold",
+    "peak-shaving",
+    "greedy",
+)
 CACHE_VERSION = 1
 MAX_DEMO_DAYS = SELECT_SEED_BASE - DEMO_SEED_BASE
 
@@ -172,6 +179,25 @@ def _collect(
     return obs_log, act_log, profit_usd
 
 
+def _code_fingerprint() -> str:
+    """SHA-256 of the source files that decide what an expert does on a day."""
+    import agents
+    import megapod_gym
+
+    h = hashlib.sha256()
+    roots = [Path(megapod_gym.__file__).parent, Path(agents.__file__).parent]
+    files = sorted(
+        [
+            *roots[0].rglob("*.py"),
+            *(roots[1] / "optim").rglob("*.py"),
+            roots[1] / "policies" / "rules.py",
+        ]
+    )
+    for f in files:
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def demonstrations(
     config: ScenarioConfig,
     expert: str,
@@ -186,14 +212,14 @@ def demonstrations(
     """:func:`collect_demonstrations`, read from / written to :func:`cache_dir` when ``cache``.
 
     The cache key covers the resolved scenario, the expert, every collection setting and the
-    package version, so a changed scenario or simulator never reuses stale data.
+    source of the simulator, the rules and the optimizers, so a changed scenario, simulator or
+    expert never reuses stale data.
     """
-    from importlib.metadata import version
 
     key_src = json.dumps(
         {
             "v": CACHE_VERSION,
-            "pkg": version("megapod-gym"),
+            "code": _code_fingerprint(),
             "scenario": config.model_dump(mode="json"),
             "expert": expert,
             "n_days": n_days,

@@ -108,6 +108,7 @@ def make_train_env(cfg: TrainConfig) -> Any:
             cfg.scenario,
             cfg.config_overrides,
             terminate_at_end=cfg.day_end == "terminate",
+            privileged=cfg.privileged_critic,
         )
         env.seed(cfg.seed)
     else:
@@ -193,9 +194,12 @@ def train(
         (out / ("fleet.yaml" if fleet else "scenario.yaml")).write_text(
             yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
         )
-        model = Algo(
-            cfg.policy, env, seed=cfg.seed, device=cfg.device, verbose=0, **cfg.algo_kwargs()
-        )
+        policy: Any = cfg.policy
+        if cfg.privileged_critic:
+            from agents.training.asymmetric import AsymmetricActorCriticPolicy
+
+            policy = AsymmetricActorCriticPolicy
+        model = Algo(policy, env, seed=cfg.seed, device=cfg.device, verbose=0, **cfg.algo_kwargs())
         if cfg.pretrain is not None:
             pretrain_model(model, cfg, scenario, out, progress)
     model.set_logger(configure(str(out / "tb"), ["tensorboard"]))
@@ -366,7 +370,15 @@ def final_comparison(
     names = (
         list(baselines)
         if baselines is not None
-        else ["greedy", "tou-arbitrage", "price-threshold", "peak-shaving", "mpc", "oracle-replay"]
+        else [
+            "greedy",
+            "tou-arbitrage",
+            "price-threshold",
+            "peak-shaving",
+            "tuned-rule",
+            "mpc",
+            "oracle-replay",
+        ]
     )
     scenario_ref = str(out / "scenario.yaml")
     result = run_benchmark(

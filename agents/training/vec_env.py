@@ -26,7 +26,8 @@ class NativeSB3VecEnv(VecEnv):
     Sub-env ``i`` reset with seed ``s`` runs on trace ``s + i`` (SB3's ``seed()`` convention).
     ``terminate_at_end=True`` reports the episode's end as a termination (SB3 then does not
     bootstrap the critic's value of the final state), matching the score, which gives energy left
-    at the end no value.
+    at the end no value. ``privileged=True`` appends the privileged critic features of
+    :mod:`agents.training.asymmetric` to every observation (training only).
     """
 
     def __init__(
@@ -35,13 +36,21 @@ class NativeSB3VecEnv(VecEnv):
         scenario: Any = None,
         config_overrides: Mapping[str, Any] | None = None,
         terminate_at_end: bool = False,
+        privileged: bool = False,
     ) -> None:
         self.venv = MegapodVectorEnv(
             num_envs=num_envs, scenario=scenario, config_overrides=config_overrides, info_keys=()
         )
-        super().__init__(
-            num_envs, self.venv.single_observation_space, self.venv.single_action_space
-        )
+        self.privileged = privileged
+        obs_space = self.venv.single_observation_space
+        if privileged:
+            from gymnasium import spaces
+
+            from agents.training.asymmetric import N_PRIVILEGED
+
+            n = obs_space.shape[0] + N_PRIVILEGED
+            obs_space = spaces.Box(-10.0, 10.0, (n,), np.float32)
+        super().__init__(num_envs, obs_space, self.venv.single_action_space)
         self._actions: np.ndarray | None = None
         # True: the episode's end is reported as a termination (no bootstrapped value after it)
         self.terminate_at_end = terminate_at_end
@@ -56,7 +65,14 @@ class NativeSB3VecEnv(VecEnv):
         self._reset_seeds()
         self._returns[:] = 0.0
         self._lengths[:] = 0
-        return obs
+        return self._with_privileged(obs)
+
+    def _with_privileged(self, obs: np.ndarray) -> np.ndarray:
+        if not self.privileged:
+            return obs
+        from agents.training.asymmetric import privileged_features
+
+        return np.concatenate([obs, privileged_features(self.venv.sim)], axis=1)
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions)
@@ -64,6 +80,7 @@ class NativeSB3VecEnv(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         assert self._actions is not None, "step_async() first"
         obs, rewards, terminated, truncated, _ = self.venv.step(self._actions)
+        obs = self._with_privileged(obs)
         self._returns += rewards
         self._lengths += 1
         dones = terminated | truncated
@@ -82,7 +99,7 @@ class NativeSB3VecEnv(VecEnv):
                         "t": round(time.time() - self._t0, 6),
                     },
                 }
-            obs = self.venv.reset_sites(idx)
+            obs = self._with_privileged(self.venv.reset_sites(idx))
             self._returns[idx] = 0.0
             self._lengths[idx] = 0
         return obs, rewards.astype(np.float32), dones, infos
