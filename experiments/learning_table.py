@@ -27,7 +27,7 @@ import numpy as np
 import yaml
 
 from agents.evaluation.compare import read_scalars
-from agents.evaluation.rollout import mean_ci
+from agents.evaluation.score import mean_ci
 from agents.training.config import load_train_config
 from agents.training.train import train
 from megapod_gym.config.loading import scenario_names

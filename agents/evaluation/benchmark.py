@@ -20,13 +20,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from agents.evaluation.rollout import (
-    bootstrap_ci,
-    eval_seeds,
-    mean_ci,
-    normalized_score,
-    run_policy,
-)
+from agents.evaluation.rollout import eval_seeds, run_policy
+from agents.evaluation.score import bootstrap_ci, mean_ci, normalized_score, pct_of_optimum
 from agents.policies.base import Policy
 from megapod_gym.config import ScenarioConfig, load_scenario
 from megapod_gym.scenario.trace import TraceSampler
@@ -81,10 +76,8 @@ class BenchmarkResult:
                 row = {"scenario": run.scenario, "policy": run.policy, **row}
                 if greedy and optimum:
                     g, o = greedy.rows[i]["profit_usd"], optimum.rows[i]["profit_usd"]
-                    row["normalized_score"] = (
-                        100.0 * (row["profit_usd"] - g) / (o - g) if o - g > 1e-9 else float("nan")
-                    )
-                    row["pct_of_optimum"] = 100.0 * row["profit_usd"] / o if o > 0 else float("nan")
+                    row["normalized_score"] = normalized_score(row["profit_usd"], g, o)
+                    row["pct_of_optimum"] = pct_of_optimum(row["profit_usd"], o)
                 out.append(row)
         return out
 
@@ -111,9 +104,7 @@ class BenchmarkResult:
                 row["normalized_score_ci_low"], row["normalized_score_ci_high"] = bootstrap_ci(
                     profit, g, o
                 )
-                row["pct_of_optimum"] = (
-                    100.0 * profit.sum() / o.sum() if o.sum() > 0 else float("nan")
-                )
+                row["pct_of_optimum"] = pct_of_optimum(profit, o)
             row["profit_usd"], row["profit_usd_ci"] = mean_ci(profit)
             for k in KPI_COLUMNS:
                 values = np.array([r.get(k, np.nan) for r in run.rows], dtype=float)

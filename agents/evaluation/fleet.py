@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from agents.evaluation.benchmark import write_csv
-from agents.evaluation.rollout import bootstrap_ci, eval_seeds, mean_ci, normalized_score
+from agents.evaluation.rollout import eval_seeds
+from agents.evaluation.score import bootstrap_ci, mean_ci, normalized_score, pct_of_optimum
 from agents.policies.base import Policy
 from agents.policies.fleet_rules import FLEET_BASELINES, FleetPolicyContext
 from megapod_gym.config.fleet import FleetConfig, load_fleet
@@ -125,7 +126,7 @@ class FleetBenchmark:
                 row["normalized_score"] = normalized_score(p, zero, self.optimum_usd)
                 lo, hi = bootstrap_ci(p, zero, self.optimum_usd)
                 row["score_ci_low"], row["score_ci_high"] = lo, hi
-                row["pct_of_optimum"] = 100.0 * float(p.sum() / self.optimum_usd.sum())
+                row["pct_of_optimum"] = pct_of_optimum(p, self.optimum_usd)
             if name in self.rows:
                 for k in FLEET_KPIS:
                     row[k] = float(np.mean([r[k] for r in self.rows[name]]))

@@ -62,7 +62,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from agents.evaluation.rollout import TRAIN_SEED_LIMIT, mean_ci
+from agents.evaluation.rollout import TRAIN_SEED_LIMIT
+from agents.evaluation.score import mean_ci, pct_of_optimum
 from megapod_gym.config.loading import deep_merge
 
 INSTALL_HINT = 'pip install "megapod-gym[ray]"'
@@ -1246,7 +1247,7 @@ def aggregate(trials: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                         [t.get(f"baseline/{name}/normalized_score", float("nan")) for t in here]
                     ),
                     "profit_usd": profit_b,
-                    "pct_of_optimum": 100.0 * profit_b / optimum if optimum > 0 else float("nan"),
+                    "pct_of_optimum": pct_of_optimum(profit_b, optimum),
                 }
             )
         if math.isfinite(optimum):

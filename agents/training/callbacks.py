@@ -14,7 +14,8 @@ from stable_baselines3.common.logger import HParam
 from tqdm.auto import tqdm
 
 from agents.evaluation.fleet import FLEET_KPIS
-from agents.evaluation.rollout import normalized_score, run_policy, validation_seeds
+from agents.evaluation.rollout import run_policy, validation_seeds
+from agents.evaluation.score import normalized_score, pct_of_optimum
 from agents.policies.rules import BASELINES
 from agents.training.behaviour_cloning import set_actor_trainable
 from agents.training.config import TrainConfig
@@ -163,7 +164,7 @@ class HeldOutEvalCallback(BaseCallback):
         log("eval/profit_usd", metrics["profit_usd"])
         if self.optimum is not None:
             metrics["normalized_score"] = normalized_score(profit, self.greedy, self.optimum)
-            metrics["pct_of_optimum"] = 100.0 * float(profit.sum() / self.optimum.sum())
+            metrics["pct_of_optimum"] = pct_of_optimum(profit, self.optimum)
             log("eval/normalized_score", metrics["normalized_score"])
             log("eval/pct_of_optimum", metrics["pct_of_optimum"])
             log("optimum/profit_usd", float(self.optimum.mean()))

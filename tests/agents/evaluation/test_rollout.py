@@ -5,15 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.evaluation.rollout import (
-    EVAL_SEED_BASE,
-    TRAIN_SEED_LIMIT,
-    bootstrap_ci,
-    eval_seeds,
-    mean_ci,
-    normalized_score,
-    run_policy,
-)
+from agents.evaluation.rollout import EVAL_SEED_BASE, TRAIN_SEED_LIMIT, eval_seeds, run_policy
+from agents.evaluation.score import bootstrap_ci, mean_ci, normalized_score
 from agents.policies.base import PolicyContext
 from agents.policies.rules import CarsFirstGreedy
 from megapod_gym.config import load_scenario
