@@ -19,6 +19,7 @@ from megapod_gym.config import ScenarioConfig
 from megapod_gym.envs.vector_env import MegapodVectorEnv
 from megapod_gym.scenario.trace import HELD_OUT_SEED_BASE
 from megapod_gym.sim import layout as L
+from megapod_gym.sim.figures import site_figures
 
 EVAL_SEED_BASE = HELD_OUT_SEED_BASE  # test days: reported results
 VALIDATION_SEED_BASE = HELD_OUT_SEED_BASE + 500_000  # validation days: model selection
@@ -57,7 +58,7 @@ def summarize(
 ) -> list[dict[str, float]]:
     """Episode summaries from per-step output sums ``[B, N_OUT]`` (kW columns summed over steps)."""
     rows = []
-    usable_kwh = config.battery.energy_kwh * (config.battery.soc_max - config.battery.soc_min)
+    usable_kwh = site_figures(config).battery_usable_kwh
     for b in range(totals.shape[0]):
         s = dict(zip(L.OUT_FIELDS, totals[b].tolist()))
         row: dict[str, float] = {"profit_usd": s["total_usd"]}

@@ -70,7 +70,8 @@ class EvalSettings(BaseModel):
 class PretrainSettings(BaseModel):
     """Behaviour cloning from an expert before RL (see :mod:`agents.training.demonstrations`).
 
-    The expert (``auto``: the most profitable of MPC and the rules on training days) runs on
+    The expert (``auto``: MPC or the tuned rule, whichever clone earns more on selection days;
+    see :mod:`agents.training.pretrain`) runs on
     ``n_days`` training days, ``noisy_frac`` of them with its actions perturbed by Gaussian noise
     ``noise_std`` (labels stay clean); the actor is fitted by MSE; then the first
     ``critic_warmup_steps`` env steps of RL train the critic with the actor frozen.

@@ -10,8 +10,8 @@ features (the project's fixed scaling), which is what the cloned policy sees at 
 Training days use trace seeds ``DEMO_SEED_BASE + i`` (below the training seed limit, disjoint from
 the held-out validation and test seeds).
 
-``expert="auto"`` picks the expert with the highest mean profit on ``n_select_days`` other training
-days among MPC and every rule baseline: the best available teacher of each scenario.
+:func:`select_expert` ranks experts by their own profit on other training days; training's
+``expert: auto`` instead judges the clones (see :mod:`agents.training.pretrain`).
 """
 
 from __future__ import annotations

@@ -274,43 +274,14 @@ def train(
 
 
 def pretrain_model(model: Any, cfg: TrainConfig, scenario: Any, out: Path, progress: bool) -> dict:
-    """Behaviour cloning from the configured expert (``cfg.pretrain``) into ``model``; writes
-    ``pretrain.json`` and the cloned model to ``pretrained/``."""
-    import os
+    """Behaviour cloning (``cfg.pretrain``) into ``model``; writes ``pretrain.json`` and the cloned
+    model to ``pretrained/``."""
+    from agents.training.pretrain import pretrain
 
-    from agents.training.behaviour_cloning import clone_actor, imitation_mse
-    from agents.training.demonstrations import demonstrations, select_expert
-
-    p = cfg.pretrain
-    assert p is not None
+    assert cfg.pretrain is not None
     if is_fleet(cfg.scenario):
         raise ValueError("pretrain is not supported for fleets yet")
-    t0 = time.time()
-    expert, profits = select_expert(scenario) if p.expert == "auto" else (p.expert, {})
-    demos = demonstrations(
-        scenario,
-        expert,
-        n_days=p.n_days,
-        noisy_frac=p.noisy_frac,
-        noise_std=p.noise_std,
-        jobs=os.cpu_count() or 1,
-        progress=progress,
-    )
-    t1 = time.time()
-    losses = clone_actor(
-        model, demos, p.epochs, p.batch_size, p.learning_rate, seed=cfg.seed, progress=progress
-    )
-    info = {
-        "expert": expert,
-        "expert_selection_profit_usd": profits,
-        "expert_demo_profit_usd": demos.profit_usd,
-        "demo_steps": len(demos),
-        "bc_loss_first_epoch": losses[0],
-        "bc_loss_last_epoch": losses[-1],
-        "bc_mse": imitation_mse(model, demos),
-        "demo_seconds": t1 - t0,
-        "bc_seconds": time.time() - t1,
-    }
+    info = pretrain(model, cfg.pretrain, scenario, seed=cfg.seed, progress=progress)
     (out / "pretrain.json").write_text(json.dumps(info, indent=2))
     save_model(model, out / "pretrained")
     return info

@@ -15,6 +15,7 @@ from megapod_gym.config import ScenarioConfig, load_scenario
 from megapod_gym.observation import OBS_CLIP, ObservationEncoder
 from megapod_gym.scenario.trace import HELD_OUT_SEED_BASE, ExogenousTrace, TraceSampler
 from megapod_gym.sim import layout as L
+from megapod_gym.sim.figures import site_figures
 from megapod_gym.sim.simulator import SiteSimulator
 
 # cumulative episode KPIs in every info (besides the step outputs of layout.OUT_FIELDS)
@@ -29,20 +30,18 @@ INFO_KPI_KEYS: tuple[str, ...] = (
 
 def make_encoder(config: ScenarioConfig) -> ObservationEncoder:
     """The observation encoder for a scenario."""
-    batt = config.battery
-    power = max(batt.charge_kw, batt.discharge_kw) if batt.energy_kwh > 0 else 0.0
-    return ObservationEncoder(config.grid.import_limit_kw, config.chargers.n_stalls, power)
+    fig = site_figures(config)
+    return ObservationEncoder(fig.import_limit_kw, config.chargers.n_stalls, fig.battery_power_kw)
 
 
 def make_decoder(config: ScenarioConfig) -> ActionDecoder:
     """The action decoder for a scenario."""
-    batt, ch = config.battery, config.chargers
-    has_batt = batt.energy_kwh > 0
+    fig = site_figures(config)
     return ActionDecoder(
         soft_ev_priority=config.ev_priority == "soft",
-        battery_charge_kw=batt.charge_kw if has_batt else 0.0,
-        battery_discharge_kw=batt.discharge_kw if has_batt else 0.0,
-        ev_capacity_kw=ch.n_stalls * ch.stall_kw / ch.efficiency,
+        battery_charge_kw=fig.battery_charge_kw,
+        battery_discharge_kw=fig.battery_discharge_kw,
+        ev_capacity_kw=fig.ev_capacity_kw,
     )
 
 

@@ -160,3 +160,21 @@ def test_pretrain_config_validation() -> None:
         parse_train_config({**base, "pretrain": {"expert": "nope"}}, "t")
     with pytest.raises(TrainConfigError, match="day_end"):
         parse_train_config({**base, "vec_env": "dummy", "day_end": "terminate"}, "t")
+
+
+@pytest.mark.slow
+def test_auto_expert_keeps_the_better_clone(config, monkeypatch, tmp_path: Path) -> None:
+    import agents.training.pretrain as pretrain_module
+    from agents.training.config import PretrainSettings
+
+    monkeypatch.setenv("MEGAPOD_CACHE", str(tmp_path))
+    monkeypatch.setattr(pretrain_module, "N_SELECT_DAYS", 2)
+    model = _ppo(config)
+    settings = PretrainSettings(expert="auto", n_days=2, epochs=5)
+    info = pretrain_module.pretrain(model, settings, config, progress=False)
+    profits = {k: v["clone_selection_profit_usd"] for k, v in info["candidates"].items()}
+    assert set(profits) == {"mpc", "tuned-rule"}
+    assert info["expert"] == max(profits, key=profits.__getitem__)
+    # the model holds the chosen clone: it earns what the selection measured
+    rows = run_policy(TrainedPolicy(model, None), config, [8_000, 8_001]).rows
+    assert np.mean([r["profit_usd"] for r in rows]) == pytest.approx(profits[info["expert"]])
