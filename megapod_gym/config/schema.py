@@ -11,9 +11,12 @@ All models forbid unknown keys and are frozen. Validation errors are re-raised b
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from megapod_gym.sim.layout import LEDGER_FIELDS
 
 Frac = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
@@ -504,9 +507,24 @@ class ReplayConfig(StrictModel):
 
 # ---------------------------------------------------------------------------------------- reward
 class RewardConfig(StrictModel):
-    """Reward = ledger total (USD) x ``scale``."""
+    """Reward = ``scale`` x the ledger's terms, each signed and weighted (every weight 1 by default:
+    the reward is the ledger total, i.e. the profit; see ``megapod_gym.sim.reward``)."""
 
     scale: PositiveFloat = 0.01  # E: keeps per-step rewards O(1) (a full step earns ~$170)
+    # ledger term name (e.g. wait_penalty_usd) -> weight; terms not named keep weight 1
+    weights: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        terms = [t for t in LEDGER_FIELDS if t != "total_usd"]
+        unknown = sorted(set(v) - set(terms))
+        if unknown:
+            raise ValueError(f"unknown ledger terms {unknown}; terms: {terms}")
+        bad = {k: w for k, w in v.items() if not (math.isfinite(w) and 0.0 <= w <= 100.0)}
+        if bad:
+            raise ValueError(f"weights must be finite and in [0, 100] (got {bad})")
+        return v
 
 
 class ScenarioConfig(StrictModel):

@@ -16,6 +16,7 @@ from megapod_gym.observation import OBS_CLIP, ObservationEncoder
 from megapod_gym.scenario.trace import HELD_OUT_SEED_BASE, ExogenousTrace, TraceSampler
 from megapod_gym.sim import layout as L
 from megapod_gym.sim.figures import site_figures
+from megapod_gym.sim.reward import RewardComposer
 from megapod_gym.sim.simulator import SiteSimulator
 
 # cumulative episode KPIs in every info (besides the step outputs of layout.OUT_FIELDS)
@@ -123,6 +124,9 @@ class MegapodSiteEnv(gym.Env[np.ndarray, np.ndarray]):
     - battery_degradation - sla_penalty - wait_penalty - balk_penalty - pause_resume_cost
     - carbon_cost.
 
+    ``reward.weights`` (e.g. ``{wait_penalty_usd: 3}``) weights single terms of that sum
+    (HighwayEnv style; ``megapod_gym.sim.reward``); profit, score and ``info`` never change.
+
     Every term (``*_usd``), every power flow (``*_kw``, averaged over the step), the dispatch
     report (what was requested, applied, cut or clipped) and the KPIs are in ``info`` with the same
     keys at every step; ``info["energy_balance_residual_kwh"]`` is ~0 by construction.
@@ -182,6 +186,7 @@ class MegapodSiteEnv(gym.Env[np.ndarray, np.ndarray]):
         self.observation_space = spaces.Box(-OBS_CLIP, OBS_CLIP, (self.encoder.size,), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (self.decoder.size,), np.float32)
         self.reward_scale = self.config.reward.scale
+        self.reward_of = RewardComposer(self.reward_scale, self.config.reward.weights)
         self.trace: ExogenousTrace | None = None
         self._setpoints = np.zeros((1, 3))
         self._history = np.zeros((self.sim.n_steps, L.N_OUT))
@@ -223,7 +228,7 @@ class MegapodSiteEnv(gym.Env[np.ndarray, np.ndarray]):
         t = int(self.sim.istate[0, L.I_T])
         out = self.sim.step_actions(self._setpoints)[0]
         self._history[t] = out
-        reward = float(out[L.O_TOTAL_USD]) * self.reward_scale
+        reward = float(self.reward_of(out))
         obs = self.encoder.encode(self.sim.meas[0])
         return obs, reward, False, t + 1 >= self.sim.n_steps, self._info(out, clipped)
 

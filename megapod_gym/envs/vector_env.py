@@ -17,6 +17,7 @@ from megapod_gym.envs.site_env import INFO_KPI_KEYS, make_decoder, make_encoder
 from megapod_gym.observation import OBS_CLIP
 from megapod_gym.scenario.trace import HELD_OUT_SEED_BASE, TraceSampler
 from megapod_gym.sim import layout as L
+from megapod_gym.sim.reward import RewardComposer
 from megapod_gym.sim.simulator import SiteSimulator
 
 
@@ -71,6 +72,7 @@ class MegapodVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.reward_scale = self.config.reward.scale
+        self.reward_of = RewardComposer(self.reward_scale, self.config.reward.weights)
         keys = tuple(info_keys) if info_keys is not None else L.OUT_FIELDS
         unknown = [k for k in keys if k not in L.OUT_INDEX]
         if unknown:
@@ -161,7 +163,7 @@ class MegapodVectorEnv(VectorEnv):
             clipped[resetting] = 0
         else:
             out = self.sim.step_actions(self._setpoints)
-        rewards = out[:, L.O_TOTAL_USD] * self.reward_scale
+        rewards = self.reward_of(out)
         truncated = self.sim.done.copy()
         truncated[resetting] = False
         self._autoreset = truncated
