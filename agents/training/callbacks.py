@@ -31,6 +31,7 @@ KPI_TAGS = {
     "battery_cycles": "battery_cycles",
 }
 REFERENCE_BASELINES = ("greedy", "tou-arbitrage", "price-threshold", "peak-shaving")
+RULE_REFERENCES = ("tou-arbitrage", "price-threshold", "peak-shaving")  # fixed rules
 
 
 def _means(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -45,8 +46,9 @@ class HeldOutEvalCallback(BaseCallback):
     """Every ``cfg.eval.freq`` env steps: run the current policy deterministically on the held-out
     evaluation traces and log ``eval/normalized_score``, ``eval/profit_usd``,
     ``eval/pct_of_optimum``, every ledger term (``eval/ledger/...``) and KPIs (``eval/kpi/...``),
-    plus the baselines' and the optimum's values on the same traces as flat reference curves
-    (``baseline/<name>/...``, ``optimum/profit_usd``). Saves the best model by normalized score
+    plus the baselines' (rules, tuned rule, MPC) and the optimum's values on the same traces as
+    flat reference curves (``baseline/<name>/...``, ``reference/best_rule/...``,
+    ``reference/optimum/normalized_score`` = 100, ``optimum/profit_usd``). Saves the best model by normalized score
     (by profit when the optimum is not solved).
 
     Subclasses (the fleet) override :meth:`load_config`, :meth:`references`, :meth:`rows_of`,
@@ -182,6 +184,17 @@ class HeldOutEvalCallback(BaseCallback):
                 )
             for key, tag in self.kpi_tags.items():
                 log(f"baseline/{name}/kpi/{tag}", ref[f"mean_{key}"])
+        rules = [n for n in self.reference if n in RULE_REFERENCES]
+        if rules:  # the best fixed rule on these days, as one reference line
+            best = max(rules, key=lambda n: float(self.reference[n]["profit"].sum()))
+            log("reference/best_rule/profit_usd", float(self.reference[best]["profit"].mean()))
+            if self.optimum is not None:
+                log(
+                    "reference/best_rule/normalized_score",
+                    normalized_score(self.reference[best]["profit"], self.greedy, self.optimum),
+                )
+        if self.optimum is not None:
+            log("reference/optimum/normalized_score", 100.0)
         log("eval/seconds", time.perf_counter() - t0)
         self.logger.dump(self.num_timesteps)
         self.last_eval_step = self.num_timesteps
