@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--total-timesteps",
         type=int,
         default=None,
-        help="PPO env steps (default: 600,000)",
+        help="PPO env steps (default: 400,000)",
     )
     p.add_argument("--force", action="store_true", help="replace an existing runs/demo")
     p.set_defaults(func=_cmd_demo)

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from agents.evaluation.compare import read_scalars
 from agents.evaluation.score import mean_ci
@@ -54,47 +53,84 @@ def time_to_beat(run: Path, best_rule: str, metrics: dict) -> tuple[float, float
     return float("nan"), float("nan")
 
 
-def run_one(config: Path, scenario: str, seed: int, test_days: int, runs: Path) -> dict:
-    cfg = load_train_config(config, {"scenario": scenario, "seed": seed})
-    cfg = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"test_episodes": test_days})})
-    out = runs / f"{config.stem}-{scenario}-s{seed}"
-    if not (out / "metrics.json").is_file():
-        if out.exists():
-            import shutil
+def _trained_run(folder: Path, name: str):
+    from agents.evaluation.benchmark import PolicyRun
+    from agents.evaluation.rollout import run_policy
+    from agents.policies.trained import load_trained_policy
 
-            shutil.rmtree(out)
-        t0 = time.time()
-        metrics = train(cfg, out, progress=False)
-        metrics["run_wall_seconds"] = time.time() - t0
-        (out / "metrics.json").write_text(
-            json.dumps({k: v for k, v in metrics.items()}, indent=2, default=float)
+    def run(config, seeds):
+        t0 = time.perf_counter()
+        res = run_policy(load_trained_policy(folder, name=name), config, seeds)
+        return PolicyRun(config.name, name, res.rows, seconds=time.perf_counter() - t0)
+
+    return run
+
+
+def run_scenario(
+    config: Path, scenario: str, seeds: list[int], test_days: int, runs: Path
+) -> list[dict]:
+    """Train every seed (model selection on validation days), then one benchmark on the test days
+    with the rules, the tuned rule, MPC, the optimum and every seed's best and final model."""
+    from agents.evaluation.benchmark import run_benchmark, write_outputs
+
+    folders = {}
+    for seed in seeds:
+        cfg = load_train_config(config, {"scenario": scenario, "seed": seed})
+        out = runs / f"{config.stem}-{scenario}-s{seed}"
+        folders[seed] = out
+        if not (out / "metrics.json").is_file():
+            if out.exists():
+                import shutil
+
+                shutil.rmtree(out)
+            t0 = time.time()
+            metrics = train(cfg, out, progress=False, final_benchmark=False)
+            metrics["run_wall_seconds"] = time.time() - t0
+            (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    extra = []
+    for seed, out in folders.items():
+        extra.append((f"seed {seed} best", _trained_run(out / "best", f"seed {seed} best")))
+        extra.append((f"seed {seed} final", _trained_run(out / "final", f"seed {seed} final")))
+    scenario_ref = str(folders[seeds[0]] / "scenario.yaml")
+    result = run_benchmark(
+        [scenario_ref],
+        ["greedy", *RULES, "mpc"],
+        n_episodes=test_days,
+        extra=extra,
+        show_progress=False,
+    )
+    write_outputs(result, runs / f"{config.stem}-{scenario}-test", 1.0 / 12.0)
+    score = {r["policy"]: float(r["normalized_score"]) for r in result.summary()}
+    rows = []
+    for seed, out in folders.items():
+        metrics = json.loads((out / "metrics.json").read_text())
+        val = {
+            k.split("/")[1]: float(v[1][0])
+            for k, v in read_scalars(out).items()
+            if k.startswith("baseline/") and k.endswith("/normalized_score")
+        }
+        best_rule = max((r for r in RULES if r in val), key=val.__getitem__)
+        steps, secs = time_to_beat(out, best_rule, metrics)
+        pre = metrics.get("pretrain", {})
+        rows.append(
+            {
+                "scenario": scenario,
+                "seed": seed,
+                "config": config.stem,
+                "test_days": test_days,
+                "expert": pre.get("expert", ""),
+                **{f"score_{k}": score[k] for k in (*RULES, "mpc")},
+                "score_trained_best": score[f"seed {seed} best"],
+                "score_trained_final": score[f"seed {seed} final"],
+                "best_rule_on_validation": best_rule,
+                "run_wall_seconds": metrics["run_wall_seconds"],
+                "train_seconds": metrics["train_seconds"],
+                "pretrain_seconds": pre.get("demo_seconds", 0.0) + pre.get("bc_seconds", 0.0),
+                "steps_to_beat_best_rule": steps,
+                "seconds_to_beat_best_rule": secs,
+            }
         )
-    metrics = json.loads((out / "metrics.json").read_text())
-    with (out / "eval" / "summary.csv").open() as fh:
-        rows = {r["policy"]: r for r in csv.DictReader(fh)}
-    score = {name: float(r["normalized_score"]) for name, r in rows.items()}
-    val = {
-        k.split("/")[1]: float(v[1][0])
-        for k, v in read_scalars(out).items()
-        if k.startswith("baseline/") and k.endswith("/normalized_score")
-    }
-    best_rule = max((r for r in RULES if r in val), key=val.__getitem__)
-    steps, secs = time_to_beat(out, best_rule, metrics)
-    pre = metrics.get("pretrain", {})
-    return {
-        "scenario": scenario,
-        "seed": seed,
-        "config": config.stem,
-        "test_days": test_days,
-        "expert": pre.get("expert", ""),
-        **{f"score_{k}": v for k, v in score.items()},
-        "best_rule_on_validation": best_rule,
-        "run_wall_seconds": metrics.get("run_wall_seconds", metrics.get("wall_seconds")),
-        "train_seconds": metrics["train_seconds"],
-        "pretrain_seconds": pre.get("demo_seconds", 0.0) + pre.get("bc_seconds", 0.0),
-        "steps_to_beat_best_rule": steps,
-        "seconds_to_beat_best_rule": secs,
-    }
+    return rows
 
 
 def fmt(values: list[float]) -> str:
@@ -123,17 +159,16 @@ def write(results: list[dict], stem: Path, command: str) -> None:
     ]
     for scenario in dict.fromkeys(r["scenario"] for r in results):
         rs = [r for r in results if r["scenario"] == scenario]
-        trained = [c for c in rs[0] if c.startswith("score_") and "best on validation" in c][0]
-        final = [c for c in rs[0] if c.startswith("score_") and "(final)" in c]
         refs = {n: rs[0].get(f"score_{n}", float("nan")) for n in (*RULES, "mpc")}
-        best_val = [r[trained] for r in rs]
+        best_val = [r["score_trained_best"] for r in rs]
         beats = min(best_val) > max(refs.values())
         mean_beats = float(np.mean(best_val)) > max(refs.values())
         ttb = [r["seconds_to_beat_best_rule"] for r in rs]
         lines.append(
             f"| {scenario} | {refs['tou-arbitrage']:.1f} | {refs['price-threshold']:.1f} | "
             f"{refs['peak-shaving']:.1f} | {refs['tuned-rule']:.1f} | {refs['mpc']:.1f} | {fmt(best_val)} | "
-            f"{fmt([r[final[0]] for r in rs]) if final else '–'} | {len(rs)} | {rs[0]['expert']} | "
+            f"{fmt([r['score_trained_final'] for r in rs])} | {len(rs)} | "
+            f"{'/'.join(dict.fromkeys(r['expert'] for r in rs))} | "
             f"{np.mean([r['run_wall_seconds'] for r in rs]):.0f} | "
             f"{'never' if np.isnan(ttb).all() else f'{np.nanmean(ttb):.0f} ({np.sum(~np.isnan(ttb))}/{len(ttb)} seeds)'} | "
             f"{'yes, every seed' if beats else ('on average' if mean_beats else 'no')} |"
@@ -152,21 +187,17 @@ def main() -> None:
     args = ap.parse_args()
     scenarios = args.scenarios or [s for s in scenario_names() if not s.startswith("fleet")]
     stem = args.out or HERE / f"results_learning_{time.strftime('%Y-%m-%d')}"
-    command = "python experiments/learning_table.py " + " ".join(
-        f"--scenarios {' '.join(scenarios)} --seeds {' '.join(map(str, args.seeds))} "
-        f"--test-days {args.test_days} --config {args.config.relative_to(HERE.parent) if args.config.is_absolute() else args.config}".split()
+    cfg_path = args.config.resolve()
+    shown = cfg_path.relative_to(HERE.parent) if cfg_path.is_relative_to(HERE.parent) else cfg_path
+    command = (
+        f"python experiments/learning_table.py --scenarios {' '.join(scenarios)} "
+        f"--seeds {' '.join(map(str, args.seeds))} --test-days {args.test_days} --config {shown}"
     )
     results: list[dict] = []
     for scenario in scenarios:
-        for seed in args.seeds:
-            results.append(run_one(args.config, scenario, seed, args.test_days, args.runs))
-            write(results, stem, command)
-            print(
-                yaml.safe_dump(
-                    {k: results[-1][k] for k in ("scenario", "seed", "run_wall_seconds")}
-                ).strip(),
-                flush=True,
-            )
+        results += run_scenario(args.config, scenario, args.seeds, args.test_days, args.runs)
+        write(results, stem, command)
+        print(f"{scenario}: done ({time.strftime('%H:%M:%S')})", flush=True)
 
 
 if __name__ == "__main__":

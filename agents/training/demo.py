@@ -18,9 +18,9 @@ from agents.training.train import train
 # The recommended recipe (same as configs/train/ppo-bc.yaml; a test keeps them equal): behaviour
 # cloning from the best expert on 128 training days, then PPO fine-tuning with gamma = lambda = 1,
 # the day's end as termination and a small trust region. Measured on an idle 2-core machine: the
-# whole demo (demonstrations, cloning, 600k PPO steps, evaluations, final comparison on 30 test
+# whole demo (demonstrations, cloning, 400k PPO steps, evaluations, final comparison on 30 test
 # days) takes about 5 minutes.
-DEMO_TIMESTEPS = 600_000
+DEMO_TIMESTEPS = 400_000
 DEMO_CONFIG = {
     "algo": "ppo",
     "scenario": "urban-12stall-bev",
