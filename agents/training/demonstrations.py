@@ -16,6 +16,7 @@ the held-out validation and test seeds).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -179,8 +180,10 @@ def _collect(
     return obs_log, act_log, profit_usd
 
 
+@functools.lru_cache(maxsize=1)
 def _code_fingerprint() -> str:
-    """SHA-256 of the source files that decide what an expert does on a day."""
+    """SHA-256 of the source files that decide what an expert does on a day, read once per
+    process (the code a process runs is the code it imported, even if files change later)."""
     import agents
     import megapod_gym
 
