@@ -63,12 +63,12 @@ class JobConfig(StrictModel):
 
     load_factor: float = Field(0.6, ge=0.0, le=5.0)  # E: offered work / fleet IT capacity
     initial_load_h: NonNeg = 2.0  # E: jobs queued at step 0, in hours of fleet IT capacity
-    size_mwh_median: float = Field(2.0, gt=0.0)  # E: ~4 h of a 0.5 MW pod (DF §10 small site)
+    size_mwh_median: float = Field(2.0, gt=0.0)  # E: ~4 h of a 0.5 MW pod (sources §7 typical site)
     size_log_sd: float = Field(0.8, ge=0.0, le=3.0)  # E: lognormal spread of job sizes
     deadline_h: tuple[float, float] = (6.0, 36.0)  # E: deadline after arrival, uniform range
-    # DF §4e: $2.25/GPU-h / 1.275 kW per GPU = $1.76 per IT kWh of work (same as ComputeConfig)
+    # sources §4e: $2.25/GPU-h / 1.275 kW per GPU = $1.76 per IT kWh of work (same as ComputeConfig)
     value_usd_per_kwh: NonNeg = 1.76
-    # DF §4d: a 70B model with Adam state is 0.7-1 TB; smaller fine-tunes far less (median E)
+    # sources §4d: a 70B model with Adam state is 0.7-1 TB; smaller fine-tunes far less (median E)
     checkpoint_gb_median: float = Field(300.0, gt=0.0)
     checkpoint_log_sd: float = Field(0.8, ge=0.0, le=3.0)
 

@@ -1,9 +1,10 @@
 """Typed, validated scenario configuration.
 
-Every number that describes the site lives here, with its default and the figure it comes from in
-``shared/reference/domain_facts.md`` (section given as "DF §x"). Confidence tags follow that file:
-P primary, S secondary, D derived, E our assumption. Defaults describe the typical urban 12-stall
-site of DF §7 (the ``urban-12stall-bev`` scenario); other presets override them in YAML.
+Every number that describes the site lives here, with its default and the figure it comes from.
+A comment "sources §x" refers to section x of ``docs/sources.md`` (in this repository), which lists
+every default with its links and a grade: P primary, S secondary, D derived, E our assumption.
+Defaults describe the typical urban 12-stall site of sources §7 (the ``urban-12stall-bev``
+scenario); other presets override them in YAML.
 
 All models forbid unknown keys and are frozen. Validation errors are re-raised by
 :func:`megapod_gym.config.load_scenario` as one :class:`ConfigError` naming every bad field path.
@@ -57,8 +58,8 @@ class TimeWindow(StrictModel):
 class EpisodeConfig(StrictModel):
     """Time step, episode length and which calendar days episodes start on."""
 
-    step_min: int = Field(5, ge=1, le=60)  # DESIGN §3: 5-min control step
-    days: float = Field(1.0, gt=0.0, le=366.0)  # DESIGN §3: a day for training, a week for eval
+    step_min: int = Field(5, ge=1, le=60)  # sources §8: 5-min control step
+    days: float = Field(1.0, gt=0.0, le=366.0)  # sources §8: a day for training, a week for eval
     start_day_of_year: tuple[int, int] = (1, 365)  # inclusive range sampled uniformly per episode
     year: int = Field(2025, ge=1970, le=2100)  # calendar used for weekdays and months
     forecast_horizon_h: float = Field(24.0, ge=1.0, le=72.0)  # price forecast lookahead in trace
@@ -111,20 +112,20 @@ class EpisodeConfig(StrictModel):
 class GridConfig(StrictModel):
     """The site's interconnection."""
 
-    import_limit_kw: PositiveFloat = 1500.0  # DF §7: 1.5 MVA for a 12-stall site (E/D), pf ~ 1
+    import_limit_kw: PositiveFloat = 1500.0  # sources §7: 1.5 MVA for a 12-stall site (E/D), pf ~ 1
     export_limit_kw: NonNegFloat = 0.0  # E: storage export not allowed on EV tariffs by default
-    demand_window_min: int = Field(15, ge=1, le=60)  # DESIGN §3: 15-min demand interval
+    demand_window_min: int = Field(15, ge=1, le=60)  # sources §8: 15-min demand interval
 
 
 # -------------------------------------------------------------------------------------- chargers
 class ChargerConfig(StrictModel):
     """Stalls and the cabinets that feed them."""
 
-    n_stalls: int = Field(12, ge=1, le=1024)  # DF §7: 12 stalls (typical site; DF §1 avg 9-13)
-    stall_kw: PositiveFloat = 250.0  # DF §1: V3 per-stall peak 250 kW
-    stalls_per_cabinet: int = Field(4, ge=1, le=64)  # DF §1/§7: V3 cabinet feeds 4 stalls
-    cabinet_kw: PositiveFloat = 1000.0  # DF §7: 1,000 kW per V3 cabinet
-    efficiency: float = Field(0.94, gt=0.0, le=1.0)  # DF §1: V3 cabinet ~94 % AC->DC (E)
+    n_stalls: int = Field(12, ge=1, le=1024)  # sources §7: 12 stalls (typical; sources §1 avg 9-13)
+    stall_kw: PositiveFloat = 250.0  # sources §1: V3 per-stall peak 250 kW
+    stalls_per_cabinet: int = Field(4, ge=1, le=64)  # sources §1/§7: V3 cabinet feeds 4 stalls
+    cabinet_kw: PositiveFloat = 1000.0  # sources §7: 1,000 kW per V3 cabinet
+    efficiency: float = Field(0.94, gt=0.0, le=1.0)  # sources §1: V3 cabinet ~94 % AC->DC (E)
 
 
 # -------------------------------------------------------------------------------------------- EV
@@ -151,12 +152,12 @@ class AcceptanceCurve(StrictModel):
         return self
 
 
-# DF §2b: default piecewise-linear curve of a 400 V Tesla pack on V3/V4 (D from measured 0->80 %).
+# sources §2b: default piecewise-linear curve, 400 V Tesla pack on V3/V4 (D from measured 0->80 %).
 TESLA_400V_CURVE = AcceptanceCurve(
     soc=(0.0, 0.05, 0.25, 0.45, 0.60, 0.80, 0.90, 1.0),
     kw=(150.0, 250.0, 250.0, 170.0, 120.0, 65.0, 40.0, 10.0),
 )
-# DF §2b: Ioniq 5 58 kWh: ~177 kW peak 7-45 %, ~140 kW to 57 %, 50 kW by 86 % (S).
+# sources §2b: Ioniq 5 58 kWh: ~177 kW peak 7-45 %, ~140 kW to 57 %, 50 kW by 86 % (S).
 IONIQ5_CURVE = AcceptanceCurve(
     soc=(0.0, 0.07, 0.45, 0.57, 0.86, 1.0), kw=(100.0, 177.0, 177.0, 140.0, 50.0, 10.0)
 )
@@ -173,17 +174,17 @@ class VehicleModel(StrictModel):
 
 
 def _default_fleet() -> tuple[VehicleModel, ...]:
-    # DF §2a fleet mix (E): Model Y 45 %, Model 3 30 %, S/X 8 %, Cybertruck 5 %, non-Tesla 12 %.
+    # sources §2a fleet mix (E): Model Y 45 %, Model 3 30 %, S/X 8 %, Cybertruck 5 %, others 12 %.
     return (
-        VehicleModel(name="model_y_lr", share=0.45, battery_kwh=75.0),  # DF §2a ~75 kWh (S)
-        VehicleModel(name="model_3_lr", share=0.30, battery_kwh=78.0),  # DF §2a 75-80 kWh (S)
-        VehicleModel(name="model_s_x", share=0.08, battery_kwh=95.0),  # DF §2a ~95 kWh (E)
+        VehicleModel(name="model_y_lr", share=0.45, battery_kwh=75.0),  # sources §2a ~75 kWh (S)
+        VehicleModel(name="model_3_lr", share=0.30, battery_kwh=78.0),  # sources §2a 75-80 kWh (S)
+        VehicleModel(name="model_s_x", share=0.08, battery_kwh=95.0),  # sources §2a ~95 kWh (E)
         VehicleModel(
             name="cybertruck", share=0.05, battery_kwh=123.0, power_scale=1.3
-        ),  # DF §1 ~325 kW peak
+        ),  # sources §1 ~325 kW peak
         VehicleModel(
             name="non_tesla", share=0.12, battery_kwh=77.4, curve="ioniq5"
-        ),  # DF §2a Ioniq 5 LR
+        ),  # sources §2a Ioniq 5 LR
     )
 
 
@@ -212,7 +213,7 @@ class BetaSpec(StrictModel):
         return self
 
 
-# DF §2d urban hourly arrival profile (E).
+# sources §2d urban hourly arrival profile (E).
 URBAN_PROFILE = (
     0.016, 0.011, 0.007, 0.005, 0.005, 0.009, 0.016, 0.030, 0.043, 0.048, 0.053, 0.059,
     0.061, 0.061, 0.059, 0.060, 0.064, 0.070, 0.073, 0.072, 0.064, 0.051, 0.037, 0.026,
@@ -222,19 +223,19 @@ URBAN_PROFILE = (
 class EVConfig(StrictModel):
     """Arriving cars, their batteries and their patience."""
 
-    arrivals_per_day: NonNegFloat = 70.0  # DF §7: 70/day for 12 stalls (~5.8 per stall, D/E)
-    hourly_profile: tuple[NonNegFloat, ...] = URBAN_PROFILE  # DF §2d urban vector (E)
+    arrivals_per_day: NonNegFloat = 70.0  # sources §7: 70/day for 12 stalls (~5.8 per stall, D/E)
+    hourly_profile: tuple[NonNegFloat, ...] = URBAN_PROFILE  # sources §2d urban vector (E)
     weekday_factors: tuple[NonNegFloat, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)  # Mon..Sun
     fleet: tuple[VehicleModel, ...] = Field(default_factory=_default_fleet)
     curves: dict[str, AcceptanceCurve] = Field(default_factory=_default_curves)
-    arrival_soc: BetaSpec = BetaSpec(mean=0.35, sd=0.12, lo=0.03, hi=0.70)  # DF §2c urban (E)
-    target_soc: BetaSpec = BetaSpec(mean=0.78, sd=0.07, lo=0.55, hi=0.95)  # DF §2c (E)
-    patience_median_min: PositiveFloat = 5.0  # DF §2f: W_max median 5 min urban (E)
-    patience_sigma: NonNegFloat = 0.6  # DF §2f: lognormal spread of W_max (E)
-    retail_peak_usd_per_kwh: NonNegFloat = 0.55  # DF §5b default retail peak (E)
-    retail_offpeak_usd_per_kwh: NonNegFloat = 0.30  # DF §5b default retail off-peak (E)
-    retail_peak_window: TimeWindow = TimeWindow(start_hour=11, end_hour=21)  # DF §2d/§5b CA 11-21 h
-    wait_cost_usd_per_min: NonNegFloat = 0.50  # E: half Tesla's $1/min congestion fee (DF §2f)
+    arrival_soc: BetaSpec = BetaSpec(mean=0.35, sd=0.12, lo=0.03, hi=0.70)  # sources §2c urban (E)
+    target_soc: BetaSpec = BetaSpec(mean=0.78, sd=0.07, lo=0.55, hi=0.95)  # sources §2c (E)
+    patience_median_min: PositiveFloat = 5.0  # sources §2f: W_max median 5 min urban (E)
+    patience_sigma: NonNegFloat = 0.6  # sources §2f: lognormal spread of W_max (E)
+    retail_peak_usd_per_kwh: NonNegFloat = 0.55  # sources §5b default retail peak (E)
+    retail_offpeak_usd_per_kwh: NonNegFloat = 0.30  # sources §5b default retail off-peak (E)
+    retail_peak_window: TimeWindow = TimeWindow(start_hour=11, end_hour=21)  # sources §2d/§5b
+    wait_cost_usd_per_min: NonNegFloat = 0.50  # E: half Tesla's $1/min congestion fee (sources §2f)
     balk_penalty_usd: NonNegFloat = 15.0  # E: lost margin of a ~30 kWh sale plus goodwill
 
     @field_validator("hourly_profile")
@@ -271,16 +272,16 @@ class EVConfig(StrictModel):
 class BatteryConfig(StrictModel):
     """The on-site battery (Megapack-like). ``energy_kwh = 0`` means no battery."""
 
-    energy_kwh: NonNegFloat = 3854.0  # DF §3/§7: 1 x Megapack 2 XL 2-hour, 3,854 kWh (S)
-    charge_kw: NonNegFloat = 1927.0  # DF §3: 1,927 kW (2-hour config, S)
-    discharge_kw: NonNegFloat = 1927.0  # DF §3: 1,927 kW (S)
-    charge_efficiency: float = Field(0.959, gt=0.0, le=1.0)  # DF §3: sqrt(0.92 RTE, 2-hour) (D)
-    discharge_efficiency: float = Field(0.959, gt=0.0, le=1.0)  # DF §3: sqrt(0.92) (D)
-    soc_min: Frac = 0.05  # DF §3: 5-95 % operating window (E)
-    soc_max: Frac = 0.95  # DF §3 (E)
+    energy_kwh: NonNegFloat = 3854.0  # sources §3/§7: 1 x Megapack 2 XL 2-hour, 3,854 kWh (S)
+    charge_kw: NonNegFloat = 1927.0  # sources §3: 1,927 kW (2-hour config, S)
+    discharge_kw: NonNegFloat = 1927.0  # sources §3: 1,927 kW (S)
+    charge_efficiency: float = Field(0.959, gt=0.0, le=1.0)  # sources §3: sqrt(0.92 2-h RTE) (D)
+    discharge_efficiency: float = Field(0.959, gt=0.0, le=1.0)  # sources §3: sqrt(0.92) (D)
+    soc_min: Frac = 0.05  # sources §3: 5-95 % operating window (E)
+    soc_max: Frac = 0.95  # sources §3 (E)
     initial_soc: Frac = 0.5  # E: half full at midnight
-    degradation_usd_per_kwh: NonNegFloat = 0.03  # DF §3: $0.03 per kWh discharged (D/E)
-    aux_kw: NonNegFloat = 1.5  # DF §3: 1.5 kW parasitic per unit (E)
+    degradation_usd_per_kwh: NonNegFloat = 0.03  # sources §3: $0.03 per kWh discharged (D/E)
+    aux_kw: NonNegFloat = 1.5  # sources §3: 1.5 kW parasitic per unit (E)
 
     @model_validator(mode="after")
     def _window(self) -> BatteryConfig:
@@ -298,7 +299,7 @@ class BatteryConfig(StrictModel):
 class PUECurve(StrictModel):
     """PUE as a piecewise-linear function of ambient temperature (held flat outside the points)."""
 
-    temp_c: tuple[float, ...] = (15.0, 35.0, 45.0)  # DF §4b container PUE vs ambient (E)
+    temp_c: tuple[float, ...] = (15.0, 35.0, 45.0)  # sources §4b container PUE vs ambient (E)
     pue: tuple[Annotated[float, Field(ge=1.0, le=3.0)], ...] = (1.10, 1.22, 1.30)
 
     @model_validator(mode="after")
@@ -314,19 +315,20 @@ class ComputeConfig(StrictModel):
     """The Megapod: IT capacity, power-capping curves, workloads and their value."""
 
     it_kw: PositiveFloat = (
-        1200.0  # DESIGN §7: ~1.2 MW IT on 1.5 MVA = 10 GB200-NVL72 racks x 120 kW (DF §4a, S)
+        1200.0  # sources §7: ~1.2 MW IT on 1.5 MVA = 10 GB200-NVL72 racks x 120 kW (sources §4a, S)
     )
-    training_exponent: float = Field(0.4, gt=0.0, le=1.0)  # DF §4c: training f = p^0.4 (E)
-    inference_exponent: float = Field(0.15, gt=0.0, le=1.0)  # DF §4c: inference f = p^0.15 (E)
-    cap_floor_frac: float = Field(0.29, gt=0.0, lt=1.0)  # DF §4a: cap floor 0.29 x TDP (P)
-    standby_frac: Frac = 0.25  # DF §4c: idle ~20-30 % of max (E)
-    # DF §4e: $2.25/GPU-h H100-class (E); DF §4a: DGX H100 10.2 kW / 8 GPUs = 1.275 kW per GPU (S)
+    training_exponent: float = Field(0.4, gt=0.0, le=1.0)  # sources §4c: training f = p^0.4 (E)
+    inference_exponent: float = Field(0.15, gt=0.0, le=1.0)  # sources §4c: inference f = p^0.15 (E)
+    cap_floor_frac: float = Field(0.29, gt=0.0, lt=1.0)  # sources §4a: cap floor 0.29 x TDP (P)
+    standby_frac: Frac = 0.25  # sources §4c: idle ~20-30 % of max (E)
+    # sources §4e: $2.25/GPU-h H100-class (E); sources §4a: DGX H100 10.2 kW / 8 GPUs = 1.275 kW
+    # per GPU (S)
     # -> 2.25 / 1.275 = $1.76 per kWh of IT energy at full throughput (D).
     training_value_usd_per_kwh: NonNegFloat = 1.76
     inference_value_usd_per_kwh: NonNegFloat = 1.76  # E: same rental value as training
     sla_penalty_usd_per_kwh: NonNegFloat = 3.5  # E: ~2x the value of the work not served
-    checkpoint_min: NonNegFloat = 1.5  # DF §4d: graceful pause = 60-120 s async checkpoint (E)
-    resume_min: NonNegFloat = 4.0  # DF §4d: cold resume 3-5 min (E)
+    checkpoint_min: NonNegFloat = 1.5  # sources §4d: graceful pause = 60-120 s async checkpoint (E)
+    resume_min: NonNegFloat = 4.0  # sources §4d: cold resume 3-5 min (E)
     pue: PUECurve = PUECurve()
     inference_mean_frac: Frac = 0.15  # E: inference share of cluster at full speed, daily mean
     inference_amplitude_frac: Frac = 0.08  # E: daily swing (peak at inference_peak_hour)
@@ -358,7 +360,7 @@ class RealtimePriceModel(StrictModel):
     """Synthetic real-time (wholesale) price: hourly shape x day factor x AR(1) lognormal noise,
     with negative-price blocks and scarcity spikes. Prices in $/MWh as markets quote them."""
 
-    mean_usd_per_mwh: float = Field(45.0, ge=-100.0, le=1000.0)  # DF §5c CAISO-like mean (E)
+    mean_usd_per_mwh: float = Field(45.0, ge=-100.0, le=1000.0)  # sources §5c CAISO-like mean (E)
     hourly_shape: tuple[float, ...] = (
         0.9,
         0.85,
@@ -384,16 +386,16 @@ class RealtimePriceModel(StrictModel):
         1.7,
         1.2,
         1.0,
-    )  # fmt: skip  DF §5c: midday ~$10, evening 18-21 h ~$90 (E)
+    )  # fmt: skip  sources §5c: midday ~$10, evening 18-21 h ~$90 (E)
     day_factor_sigma: NonNegFloat = 0.15  # E: day-to-day level variation
-    noise_sigma: NonNegFloat = 0.35  # DF §5c: lognormal noise sigma 0.35 (E)
+    noise_sigma: NonNegFloat = 0.35  # sources §5c: lognormal noise sigma 0.35 (E)
     noise_autocorr: float = Field(0.9, ge=0.0, lt=1.0)  # E: per-step AR(1) coefficient
-    negative_prob: Frac = 0.35  # E: chance an hour in negative_window is negative (tuned to DF §5c)
+    negative_prob: Frac = 0.35  # E: P(hour in negative_window is negative), tuned (sources §5c)
     negative_window: TimeWindow = TimeWindow(start_hour=8, end_hour=17, months=(2, 3, 4, 5, 6))
-    negative_usd_per_mwh: tuple[float, float] = (-30.0, -5.0)  # DF §5c: -$5 to -$30 (E)
-    spike_prob: Frac = 0.003  # DF §5c: 0.3 %/interval (E)
+    negative_usd_per_mwh: tuple[float, float] = (-30.0, -5.0)  # sources §5c: -$5 to -$30 (E)
+    spike_prob: Frac = 0.003  # sources §5c: 0.3 %/interval (E)
     spike_window: TimeWindow = TimeWindow()
-    spike_usd_per_mwh: tuple[float, float] = (250.0, 1000.0)  # DF §5c CAISO spikes (E)
+    spike_usd_per_mwh: tuple[float, float] = (250.0, 1000.0)  # sources §5c CAISO spikes (E)
     spike_duration_steps: PositiveFloat = 3.0  # E: mean spike length (geometric)
 
     @field_validator("hourly_shape")
@@ -427,7 +429,8 @@ class TariffConfig(StrictModel):
     """What energy costs and what exported energy and charging sessions earn."""
 
     energy_price: Literal["tou", "realtime"] = "tou"
-    # DF §5a PG&E BEV-2-S energy (S): peak 16-21 h ~$0.41, super-off-peak 09-14 h ~$0.17, off-peak ~$0.20.
+    # sources §5a PG&E BEV-2-S energy (S): peak 16-21 h ~$0.41, super-off-peak 09-14 h ~$0.17,
+    # off-peak ~$0.20.
     tou: tuple[TOUPeriod, ...] = (
         TOUPeriod(
             name="peak", price_usd_per_kwh=0.41, window=TimeWindow(start_hour=16, end_hour=21)
@@ -441,7 +444,7 @@ class TariffConfig(StrictModel):
     )
     realtime: RealtimePriceModel = RealtimePriceModel()
     realtime_adder_usd_per_kwh: float = Field(0.0, ge=-1.0, le=5.0)  # delivery adder on RT price
-    # DF §5a PG&E BEV-2-S: subscription $95.56 per 50-kW block; overage $3.82/kW above it (P).
+    # sources §5a PG&E BEV-2-S: subscription $95.56 per 50-kW block; overage $3.82/kW above it (P).
     # Subscribed 1,000 kW here (E); the fixed subscription fee does not depend on control and is
     # left out of the ledger.
     demand_charges: tuple[DemandCharge, ...] = (
@@ -454,7 +457,7 @@ class TariffConfig(StrictModel):
         0.75, ge=0.0, le=1.0
     )  # E: export earns 75 % of import price
     carbon_price_usd_per_tonne: NonNegFloat = 0.0  # optional; 0 = no carbon cost
-    # DF §5d CAISO-like marginal intensity by hour (E), g/kWh.
+    # sources §5d CAISO-like marginal intensity by hour (E), g/kWh.
     carbon_g_per_kwh: tuple[NonNegFloat, ...] = (
         400, 400, 400, 400, 400, 400, 400, 380, 350, 200, 150, 120,
         120, 150, 200, 300, 400, 480, 520, 520, 500, 480, 450, 420,

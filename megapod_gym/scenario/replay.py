@@ -53,7 +53,7 @@ __all__ = [
 # Physical ranges of replayed values (inclusive).
 TEMPERATURE_RANGE_C: tuple[float, float] = (-60.0, 60.0)
 PRICE_RANGE_USD_PER_KWH: tuple[float, float] = (-10.0, 100.0)
-# Car-side power cap used to turn a session duration into energy (V3 stall peak, DF §1).
+# Car-side power cap used to turn a session duration into energy (V3 stall peak, sources §1).
 DURATION_POWER_CAP_KW: float = 250.0
 # A series may skip at most max(GAP_MEDIAN_FACTOR x median spacing, MIN_GAP_LIMIT_S).
 GAP_MEDIAN_FACTOR: float = 2.0

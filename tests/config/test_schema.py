@@ -2,7 +2,7 @@
 
 Every malformed config must raise ``ConfigError`` (through ``load_scenario``) with a message that
 names the bad field path and the rule it broke. Defaults are checked against the figures of
-``shared/reference/domain_facts.md`` they cite.
+``docs/sources.md`` they cite.
 """
 
 from __future__ import annotations
@@ -225,38 +225,39 @@ def _minutes_to_charge(
     return float(dt_h.sum() * 60.0)
 
 
-def test_tesla_curve_matches_domain_facts() -> None:
-    """DF §2b: integrating the default 400 V curve gives 10->80 % in 21.8 min, 0->80 % in 23.8."""
+def test_tesla_curve_matches_sources() -> None:
+    """sources §2b: integrating the default 400 V curve gives 10->80 % in 21.8 min and 0->80 %
+    in 23.8 min."""
     assert _minutes_to_charge(TESLA_400V_CURVE, 75.0, 0.10, 0.80, 250.0) == pytest.approx(
         21.8, abs=0.3
     )
     assert _minutes_to_charge(TESLA_400V_CURVE, 75.0, 0.0, 0.80, 250.0) == pytest.approx(
         23.8, abs=0.3
     )
-    assert max(TESLA_400V_CURVE.kw) == 250.0  # DF §1: V3 per-stall peak
+    assert max(TESLA_400V_CURVE.kw) == 250.0  # sources §1: V3 per-stall peak
 
 
-def test_ioniq5_curve_matches_domain_facts() -> None:
-    """DF §2b: Ioniq 5 58 kWh averages ~144 kW over 20->80 %."""
+def test_ioniq5_curve_matches_sources() -> None:
+    """sources §2b: Ioniq 5 58 kWh averages ~144 kW over 20->80 %."""
     minutes = _minutes_to_charge(IONIQ5_CURVE, 58.0, 0.20, 0.80, 350.0)
     avg_kw = 58.0 * 0.6 / (minutes / 60.0)
     assert 125.0 <= avg_kw <= 165.0
 
 
-def test_default_ev_figures_match_domain_facts() -> None:
+def test_default_ev_figures_match_sources() -> None:
     ev = ScenarioConfig().ev
-    assert ev.arrivals_per_day == 70.0  # DF §7
+    assert ev.arrivals_per_day == 70.0  # sources §7
     assert len(URBAN_PROFILE) == 24 and sum(URBAN_PROFILE) == pytest.approx(1.0, abs=0.01)
     shares = np.array([v.share for v in ev.fleet])
     assert shares.sum() == pytest.approx(1.0)
-    assert ev.arrival_soc.mean == 0.35 and ev.target_soc.mean == 0.78  # DF §2c urban
+    assert ev.arrival_soc.mean == 0.35 and ev.target_soc.mean == 0.78  # sources §2c urban
     for v in ev.fleet:
         assert v.curve in ev.curves
 
 
 def test_default_site_sizing_matches_design() -> None:
-    """DESIGN §7: IT x PUE close to the import limit so that cars force compute to throttle."""
+    """Sizing (sources §7): IT x PUE close to the import limit so that cars force compute to throttle."""
     cfg = ScenarioConfig()
     it_site_kw = cfg.compute.it_kw * min(cfg.compute.pue.pue)
     assert 0.75 * cfg.grid.import_limit_kw <= it_site_kw <= cfg.grid.import_limit_kw
-    assert cfg.chargers.n_stalls == 12 and cfg.chargers.stall_kw == 250.0  # DF §7
+    assert cfg.chargers.n_stalls == 12 and cfg.chargers.stall_kw == 250.0  # sources §7

@@ -200,7 +200,7 @@ def test_tou_prices_follow_the_schedule(urban: TraceSampler) -> None:
 
 # ----------------------------------------------------------------------------------- speed
 def test_a_day_samples_quickly(urban: TraceSampler) -> None:
-    """Reset must stay cheap (DESIGN §8). Timed as the best of 20 draws, so that a busy CI
+    """Reset must stay cheap (peer envs lose users over slow resets). Timed as the best of 20 draws, so that a busy CI
     machine does not make the test flaky; the mean is printed."""
     urban.sample([0])  # warm up (numba kernels of the noise generator)
     times = []
@@ -213,8 +213,8 @@ def test_a_day_samples_quickly(urban: TraceSampler) -> None:
 
 
 # ----------------------------------------------------------------------------- calibration
-def test_caiso_spring_negative_price_share_matches_domain_facts() -> None:
-    """DF §5c: CAISO FMM negative-price share in spring months: Mar-23 7.5 %, Apr-23 13.2 %,
+def test_caiso_spring_negative_price_share_matches_sources() -> None:
+    """sources §5c: CAISO FMM negative-price share in spring months: Mar-23 7.5 %, Apr-23 13.2 %,
     May-23 15.5 %, Feb-25 16.8 %."""
     tr = TraceSampler(load_scenario("caiso-rt-spring")).sample(list(range(60)))
     price = tr.price_usd_per_kwh[:, : tr.n_steps]
@@ -224,12 +224,12 @@ def test_caiso_spring_negative_price_share_matches_domain_facts() -> None:
     # negatives are a midday (solar) phenomenon
     hour = tr.hour[:, : tr.n_steps]
     assert np.all((hour[price < 0] >= 8) & (hour[price < 0] < 17))
-    # mean level stays near the generator's $45/MWh (DF §5c), loose
+    # mean level stays near the generator's $45/MWh (sources §5c), loose
     assert 25.0 <= price.mean() * 1000 <= 70.0
 
 
-def test_ercot_summer_spikes_and_mean_match_domain_facts() -> None:
-    """DF §5c: ERCOT RT averages ~$32/MWh; summer scarcity spikes reach $1,000-5,000/MWh."""
+def test_ercot_summer_spikes_and_mean_match_sources() -> None:
+    """sources §5c: ERCOT RT averages ~$32/MWh; summer scarcity spikes reach $1,000-5,000/MWh."""
     cfg = load_scenario("ercot-rt-summer")
     tr = TraceSampler(cfg).sample(list(range(90)))
     price = tr.price_usd_per_kwh[:, : tr.n_steps]
@@ -246,8 +246,8 @@ def test_ercot_summer_spikes_and_mean_match_domain_facts() -> None:
     assert 20.0 <= float(wholesale_mwh.mean()) <= 60.0  # ~$32 plus a spike tail
 
 
-def test_urban_arrivals_per_day_match_domain_facts(urban: TraceSampler) -> None:
-    """DF §7: ~70 arrivals per day at the typical urban 12-stall site."""
+def test_urban_arrivals_per_day_match_sources(urban: TraceSampler) -> None:
+    """sources §7: ~70 arrivals per day at the typical urban 12-stall site."""
     tr = urban.sample(list(range(30)))
     mean = float(tr.n_cars.mean())
     assert 60.0 <= mean <= 80.0
@@ -264,7 +264,7 @@ def test_urban_arrivals_follow_the_hourly_profile(urban: TraceSampler) -> None:
     )
     night = np.isin(hours, [2, 3, 4]).mean()
     evening = np.isin(hours, [17, 18, 19]).mean()
-    assert evening > 5 * night  # DF §2d: 0.215 vs 0.017 of daily arrivals
+    assert evening > 5 * night  # sources §2d: 0.215 vs 0.017 of daily arrivals
 
 
 def test_highway_weekend_factor_raises_arrivals() -> None:

@@ -175,7 +175,7 @@ def single_stall_config(step_min: int = 1) -> ScenarioConfig:
 
 @pytest.mark.parametrize("step_min", [1, 5])
 def test_single_tesla_car_charges_10_to_80_percent_in_20_to_30_min(step_min: int) -> None:
-    """DF §2b: a 75 kWh Model 3/Y on a 250 kW V3 stall goes 10 -> 80 % in ~22 min (27-28 min
+    """sources §2b: a 75 kWh Model 3/Y on a 250 kW V3 stall goes 10 -> 80 % in ~22 min (27-28 min
     measured including handshake)."""
     cfg = single_stall_config(step_min)
     sim = SiteSimulator(cfg)

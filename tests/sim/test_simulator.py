@@ -234,12 +234,12 @@ def test_clone_is_an_independent_copy(cfg) -> None:
     np.testing.assert_array_equal(twin.meas, twin_meas)
 
 
-# ----------------------------------------------------------------- domain facts (§2, §7)
-def test_default_site_day_matches_domain_facts(cfg) -> None:
+# ---------------------------------------------------------------------- sources (§2, §7)
+def test_default_site_day_matches_sources(cfg) -> None:
     """Greedy compute (full IT requested, the safety layer serves the cars first), battery idle.
 
-    DF §7: ~70 arrivals/day; DF §2c: 22-36 kWh per DCFC session; DF §2e: time-based stall
-    utilization 8-9 % network average, 20-40 % at busy sites.
+    sources §7: ~70 arrivals/day; sources §2c: 22-36 kWh per DCFC session; sources §2e:
+    time-based stall utilization 8-9 % network average, 20-40 % at busy sites.
     """
     seeds = list(range(8))
     sim = SiteSimulator(cfg, batch_size=len(seeds))
