@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="the main job (~5 min on 2 cores): clone the best expert, fine-tune with PPO, compare "
+        help="the main job: clone the best expert, fine-tune with PPO, compare "
         "with every rule, MPC and the optimum on 30 test days",
     )
     p.add_argument("--out", default="runs/demo")

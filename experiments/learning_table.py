@@ -149,13 +149,14 @@ def write(results: list[dict], stem: Path, command: str) -> None:
         f"# Experiments table ({time.strftime('%Y-%m-%d')})",
         "",
         f"Command: `{command}`  ",
+        "Gaps: mean best-on-validation score minus the best rule's (fixed or tuned) and MPC's. "
         "Normalized score on held-out **test** days (0 = cars-first greedy, 100 = hindsight LP "
         "optimum); trained agents: mean ± 95 % CI over training seeds; model selection on "
         "separate validation days. Rules and MPC are deterministic given the days, so they have "
         "one value. Times are wall-clock on this 2-core CPU machine per run.",
         "",
-        f"| scenario | tou-arbitrage | price-threshold | peak-shaving | tuned rule | MPC | {algo} best-on-validation | {algo} final | seeds | expert | run time s | time to beat best rule s | beats every rule and MPC |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| scenario | tou-arbitrage | price-threshold | peak-shaving | tuned rule | MPC | {algo} best-on-validation | {algo} final | gap to best rule | gap to MPC | seeds | expert | run time s | time to beat best rule s | beats every rule and MPC |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for scenario in dict.fromkeys(r["scenario"] for r in results):
         rs = [r for r in results if r["scenario"] == scenario]
@@ -167,7 +168,9 @@ def write(results: list[dict], stem: Path, command: str) -> None:
         lines.append(
             f"| {scenario} | {refs['tou-arbitrage']:.1f} | {refs['price-threshold']:.1f} | "
             f"{refs['peak-shaving']:.1f} | {refs['tuned-rule']:.1f} | {refs['mpc']:.1f} | {fmt(best_val)} | "
-            f"{fmt([r['score_trained_final'] for r in rs])} | {len(rs)} | "
+            f"{fmt([r['score_trained_final'] for r in rs])} | "
+            f"{np.mean(best_val) - max(refs[n] for n in RULES):+.1f} | "
+            f"{np.mean(best_val) - refs['mpc']:+.1f} | {len(rs)} | "
             f"{'/'.join(dict.fromkeys(r['expert'] for r in rs))} | "
             f"{np.mean([r['run_wall_seconds'] for r in rs]):.0f} | "
             f"{'never' if np.isnan(ttb).all() else f'{np.nanmean(ttb):.0f} ({np.sum(~np.isnan(ttb))}/{len(ttb)} seeds)'} | "

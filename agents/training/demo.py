@@ -1,7 +1,7 @@
 """``megapod demo``: the README's main job on the embedded default scenario.
 
 Clones the best expert (MPC on the default scenario) from demonstrations on training days,
-fine-tunes it with PPO (about 5 minutes in all on 2 CPU cores), then benchmarks the
+fine-tunes it with PPO, then benchmarks the
 validation-selected and the final model against every rule-based baseline, MPC, the oracle replay
 and the hindsight optimum on 30 held-out test days, and writes the table, plots and TensorBoard
 logs into the run folder.
@@ -17,9 +17,9 @@ from agents.training.train import train
 
 # The recommended recipe (same as configs/train/ppo-bc.yaml; a test keeps them equal): behaviour
 # cloning from the best expert on 128 training days, then PPO fine-tuning with gamma = lambda = 1,
-# the day's end as termination and a small trust region. Measured on an idle 2-core machine: the
-# whole demo (demonstrations, cloning, 400k PPO steps, evaluations, final comparison on 30 test
-# days) takes about 5 minutes.
+# the day's end as termination and a small trust region. The same config's urban seed-0 run in
+# experiments/results_learning_2026-12-02.md took ~3 min for demonstrations, cloning and training
+# on a busy 2-core machine; the demo adds the final comparison on 30 test days.
 DEMO_TIMESTEPS = 400_000
 DEMO_CONFIG = {
     "algo": "ppo",
