@@ -54,14 +54,11 @@ def time_to_beat(run: Path, best_rule: str, metrics: dict) -> tuple[float, float
 
 
 def _trained_run(folder: Path, name: str):
-    from agents.evaluation.benchmark import PolicyRun
-    from agents.evaluation.rollout import run_policy
+    from agents.evaluation.benchmark import policy_run
     from agents.policies.trained import load_trained_policy
 
     def run(config, seeds):
-        t0 = time.perf_counter()
-        res = run_policy(load_trained_policy(folder, name=name), config, seeds)
-        return PolicyRun(config.name, name, res.rows, seconds=time.perf_counter() - t0)
+        return policy_run(load_trained_policy(folder, name=name), config, seeds, name)
 
     return run
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -118,8 +119,6 @@ def _run_one(
     scenario: str | ScenarioConfig, policy_name: str, seeds: Sequence[int], days: float
 ) -> PolicyRun:
     """One policy (or the hindsight optimum) on one scenario's traces. Top-level so it pickles."""
-    import time
-
     from agents.policies.registry import make_policy
 
     config = load_scenario(scenario, {"episode.days": days})
@@ -139,11 +138,18 @@ def _run_one(
                 }
             )
         return PolicyRun(config.name, OPTIMUM, rows, seconds=time.perf_counter() - t0)
-    policy: Policy = make_policy(policy_name)
+    return policy_run(make_policy(policy_name), config, seeds, policy_name)
+
+
+def policy_run(
+    policy: Policy, config: ScenarioConfig, seeds: Sequence[int], name: str
+) -> PolicyRun:
+    """``policy`` on ``seeds`` as a benchmark entry named ``name`` (first episode recorded)."""
+    t0 = time.perf_counter()
     run = run_policy(policy, config, seeds, record_history=True)
     return PolicyRun(
         config.name,
-        policy_name,
+        name,
         run.rows,
         run.history,
         run.price_usd_per_kwh,

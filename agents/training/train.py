@@ -297,8 +297,7 @@ def final_comparison(
     """Benchmark the validation-selected (``best/``) and the final model against the baselines and
     the optimum on ``cfg.eval.test_episodes`` test days, which model selection never saw
     (``jobs`` worker processes; default: CPU count)."""
-    from agents.evaluation.benchmark import PolicyRun, run_benchmark, write_outputs
-    from agents.evaluation.rollout import run_policy
+    from agents.evaluation.benchmark import PolicyRun, policy_run, run_benchmark, write_outputs
     from agents.policies.trained import load_trained_policy
 
     policy = load_trained_policy(out, name=f"{cfg.algo} (trained)")
@@ -316,17 +315,7 @@ def final_comparison(
 
     def trained_run(folder: Path, name: str) -> Any:
         def run(config: Any, seeds: Sequence[int]) -> PolicyRun:
-            model = load_trained_policy(folder, name=name)
-            t0 = time.perf_counter()
-            res = run_policy(model, config, seeds, record_history=True)
-            return PolicyRun(
-                config.name,
-                name,
-                res.rows,
-                res.history,
-                res.price_usd_per_kwh,
-                time.perf_counter() - t0,
-            )
+            return policy_run(load_trained_policy(folder, name=name), config, seeds, name)
 
         return run
 
