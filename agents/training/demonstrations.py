@@ -10,8 +10,8 @@ features (the project's fixed scaling), which is what the cloned policy sees at 
 Training days use trace seeds ``DEMO_SEED_BASE + i`` (below the training seed limit, disjoint from
 the held-out validation and test seeds).
 
-:func:`select_expert` ranks experts by their own profit on other training days; training's
-``expert: auto`` instead judges the clones (see :mod:`agents.training.pretrain`).
+Which expert to clone (``expert: auto``) is decided by :mod:`agents.training.pretrain`, which
+judges the clones on selection days (``SELECT_SEED_BASE``).
 """
 
 from __future__ import annotations
@@ -20,14 +20,12 @@ import functools
 import hashlib
 import json
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from agents.evaluation.rollout import run_policy
 from agents.policies.base import PolicyContext
 from agents.policies.registry import make_policy
 from megapod_gym.config import ScenarioConfig
@@ -36,14 +34,6 @@ from megapod_gym.sim import layout as L
 
 DEMO_SEED_BASE = 5_000
 SELECT_SEED_BASE = 8_000
-EXPERT_CANDIDATES = (
-    "mpc",
-    "tuned-rule",
-    "tou-arbitrage",
-    "price-threshold",
-    "peak-shaving",
-    "greedy",
-)
 CACHE_VERSION = 1
 MAX_DEMO_DAYS = SELECT_SEED_BASE - DEMO_SEED_BASE
 
@@ -66,21 +56,6 @@ def cache_dir() -> Path:
     """``$MEGAPOD_CACHE/demos`` (default ``~/.cache/megapod-gym/demos``)."""
     root = os.environ.get("MEGAPOD_CACHE") or Path.home() / ".cache" / "megapod-gym"
     return Path(root) / "demos"
-
-
-def select_expert(
-    config: ScenarioConfig,
-    n_days: int = 8,
-    candidates: Sequence[str] = EXPERT_CANDIDATES,
-) -> tuple[str, dict[str, float]]:
-    """The candidate with the highest mean profit on ``n_days`` training days (never the held-out
-    ones), and every candidate's mean profit."""
-    seeds = [SELECT_SEED_BASE + i for i in range(n_days)]
-    profits = {}
-    for name in candidates:
-        rows = run_policy(make_policy(name), config, seeds).rows
-        profits[name] = float(np.mean([r["profit_usd"] for r in rows]))
-    return max(profits, key=profits.__getitem__), profits
 
 
 def collect_demonstrations(
