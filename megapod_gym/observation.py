@@ -158,16 +158,26 @@ class ObservationEncoder:
             raise ValueError(f"measurements: missing fields {missing}, unknown fields {unknown}")
         out = np.empty(self.size)
         for i, n in enumerate(self.names):
+            v = values[n]
+            # numbers only: a string ("0.5") or a boolean is an upstream bug, not a reading
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)):
+                raise ValueError(f"measurements.{n}: must be a number (got {_short(v)})")
             try:
-                out[i] = float(values[n])
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"measurements.{n}: must be a number (got {values[n]!r})"
-                ) from None
+                out[i] = float(v)
+            except OverflowError:  # an integer beyond float range
+                raise ValueError(f"measurements.{n}: must be finite (got {_short(v)})") from None
             if not math.isfinite(out[i]):
-                raise ValueError(f"measurements.{n}: must be finite (got {values[n]!r})")
+                raise ValueError(f"measurements.{n}: must be finite (got {_short(v)})")
         return out
 
     def describe(self) -> list[dict[str, Any]]:
         """Feature table (name, unit, center, scale, description), e.g. for a JSON sidecar."""
         return [asdict(f) for f in self.features]
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a huge integer is not echoed in full)."""
+    if isinstance(value, int) and abs(value) >= 10**30:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

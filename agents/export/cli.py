@@ -13,11 +13,12 @@ lines are skipped. Only NumPy and onnxruntime are needed at run time.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -51,14 +52,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def control_loop(controller: Any, stdin: TextIO, stdout: TextIO) -> int:
-    """Answer every line of ``stdin`` on ``stdout``; returns the number of error lines."""
+def control_loop(controller: Any, stdin: TextIO | BinaryIO, stdout: TextIO) -> int:
+    """Answer every line of ``stdin`` (text, or bytes decoded as strict UTF-8 line by line) on
+    ``stdout``; a bad line gets an error record and the loop goes on. Returns the number of error
+    lines."""
     errors = 0
-    for n, line in enumerate(iter(stdin.readline, ""), start=1):  # no read-ahead
-        text = line.strip()
-        if not text:
+    for n, line in enumerate(iter(stdin.readline, line_end(stdin)), start=1):  # no read-ahead
+        if not line.strip():
             continue
         try:
+            try:
+                text = line.decode("utf-8") if isinstance(line, bytes) else line
+            except UnicodeDecodeError as exc:
+                raise ValueError(
+                    f"line {n} is not UTF-8 ({exc.reason} at byte {exc.start})"
+                ) from None
             try:
                 measurements = json.loads(text)
             except ValueError as exc:
@@ -73,11 +81,17 @@ def control_loop(controller: Any, stdin: TextIO, stdout: TextIO) -> int:
     return errors
 
 
+def line_end(stream: TextIO | BinaryIO) -> str | bytes:
+    """What ``readline`` returns at the end of ``stream``."""
+    return b"" if isinstance(stream, (io.RawIOBase, io.BufferedIOBase)) else ""
+
+
 def _cmd_control(args: argparse.Namespace) -> int:
     from megapod_gym.runtime import PolicyController
 
     controller = PolicyController.load(args.policy, threads=args.threads)
-    control_loop(controller, sys.stdin, sys.stdout)
+    # bytes in: a line that is not UTF-8 gets an error record instead of ending the loop
+    control_loop(controller, sys.stdin.buffer, sys.stdout)
     return 0
 
 

@@ -56,6 +56,7 @@ from megapod_gym.runtime.controller import (
     OUTPUT_NAME,
     SITE_KEYS,
     PolicyController,
+    seal_sidecar,
     sidecar_path,
     torchscript_path,
 )
@@ -612,6 +613,7 @@ def export_policy(
         torchscript=ts_info,
     )
     sidecar["export_check"] = {"max_abs_error_vs_model_predict": parity, "tolerance": PARITY_TOL}
+    seal_sidecar(sidecar, out.read_bytes())
     side = sidecar_path(out)
     side_tmp = side.with_name(f".{side.name}.{os.getpid()}.tmp")
     side_tmp.write_text(json.dumps(sidecar, indent=2, allow_nan=False) + "\n")

@@ -11,6 +11,7 @@ schedule from 3e-4 to 0, as in the Zoo.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -85,6 +86,10 @@ class PretrainSettings(BaseModel):
     epochs: int = Field(30, ge=1, le=10_000)
     batch_size: int = Field(256, ge=1, le=1_000_000)
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
+    # DAgger after cloning: rounds in which the clone drives fresh training days and the teacher
+    # labels the states it visits (agents/training/pretrain.py); 0 = plain cloning
+    dagger_rounds: int = Field(0, ge=0, le=20)
+    dagger_days: int = Field(64, ge=1, le=1000)
     critic_warmup_steps: int = Field(50_000, ge=0)
     # learning rate while the actor is frozen (only the critic learns then); None: the run's own
     critic_warmup_lr: float | None = Field(3e-4, gt=0.0, le=1.0)
@@ -98,6 +103,18 @@ class PretrainSettings(BaseModel):
         if v not in allowed:
             raise ValueError(f"expert must be one of {allowed} (got {v!r})")
         return v
+
+    @model_validator(mode="after")
+    def _days_fit(self) -> PretrainSettings:
+        from agents.training.demonstrations import MAX_DEMO_DAYS
+
+        used = self.n_days + self.dagger_rounds * self.dagger_days
+        if used > MAX_DEMO_DAYS:
+            raise ValueError(
+                f"n_days + dagger_rounds x dagger_days must be <= {MAX_DEMO_DAYS} training days "
+                f"(got {used})"
+            )
+        return self
 
 
 class TrainConfig(BaseModel):
@@ -217,6 +234,8 @@ def linear_schedule(spec: str, key: str) -> Callable[[float], float]:
         start = float(spec[4:])
     except ValueError:
         raise TrainConfigError(f"{key}: cannot read the number in {spec!r}") from None
+    if not (math.isfinite(start) and 0.0 < start <= 1.0):
+        raise TrainConfigError(f"{key}: the schedule's start must be in (0, 1] (got {spec!r})")
     return LinearSchedule(start)
 
 
@@ -227,7 +246,9 @@ class LinearSchedule:
         self.start = start
 
     def __call__(self, progress_remaining: float) -> float:
-        return progress_remaining * self.start
+        # SB3 runs whole rollouts, so the last update can start past the requested steps where
+        # progress_remaining < 0: clamp, never a negative learning rate
+        return min(max(progress_remaining, 0.0), 1.0) * self.start
 
 
 class WarmupSchedule:

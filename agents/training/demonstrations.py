@@ -10,6 +10,12 @@ features (the project's fixed scaling), which is what the cloned policy sees at 
 Training days use trace seeds ``DEMO_SEED_BASE + i`` (below the training seed limit, disjoint from
 the held-out validation and test seeds).
 
+**DAgger** (:func:`collect_demonstrations` with an ``executor``): a learner (the cloned policy)
+drives the site while the expert labels every state it visits, so the data covers the states the
+clone actually reaches, not only the expert's own. MPC labels such states correctly: it reads the
+state from the observation and reconstructs its demand-charge bookkeeping from the applied
+setpoints, whoever chose them. :mod:`agents.training.pretrain` runs the rounds.
+
 Which expert to clone (``expert: auto``) is decided by :mod:`agents.training.pretrain`, which
 judges the clones on selection days (``SELECT_SEED_BASE``).
 """
@@ -22,12 +28,14 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from agents.policies.base import PolicyContext
+from agents.policies.base import Policy, PolicyContext
 from agents.policies.registry import make_policy
+from agents.policies.trained import actor_obs
 from megapod_gym.config import ScenarioConfig
 from megapod_gym.envs.vector_env import MegapodVectorEnv
 from megapod_gym.sim import layout as L
@@ -67,22 +75,29 @@ def collect_demonstrations(
     seed: int = 0,
     jobs: int = 1,
     progress: bool = True,
+    executor: Policy | None = None,
+    first_day: int = 0,
 ) -> Demonstrations:
     """Run ``expert`` on ``n_days`` training traces and record (obs, clean action) at every step.
 
     The last ``round(noisy_frac * n_days)`` days are perturbed executions. ``jobs`` worker
     processes share the days (the result does not depend on ``jobs``: each day's noise comes from
-    its own generator seeded by ``(seed, day)``).
+    its own generator seeded by ``(seed, day)``). With an ``executor`` (a picklable policy, e.g.
+    :class:`ActorExecutor`), the executor's action (plus the noise on perturbed days) drives the
+    site and the expert only labels (DAgger). Days are ``DEMO_SEED_BASE + first_day + i``.
     """
-    if not 1 <= n_days <= MAX_DEMO_DAYS:
-        raise ValueError(f"n_days must be in [1, {MAX_DEMO_DAYS}] (got {n_days})")
+    if not 1 <= n_days <= MAX_DEMO_DAYS - first_day or first_day < 0:
+        raise ValueError(
+            f"n_days must be in [1, {MAX_DEMO_DAYS - first_day}] and first_day >= 0 "
+            f"(got n_days={n_days}, first_day={first_day})"
+        )
     if not 0.0 <= noisy_frac <= 1.0:
         raise ValueError(f"noisy_frac must be in [0, 1] (got {noisy_frac})")
     if not 0.0 <= noise_std <= 1.0:
         raise ValueError(f"noise_std must be in [0, 1] (got {noise_std})")
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1 (got {jobs})")
-    seeds = [DEMO_SEED_BASE + i for i in range(n_days)]
+    seeds = [DEMO_SEED_BASE + first_day + i for i in range(n_days)]
     noisy = [i >= n_days - int(round(noisy_frac * n_days)) for i in range(n_days)]
     chunks = [list(range(n_days))[j::jobs] for j in range(min(jobs, n_days))]
     args = [
@@ -94,6 +109,7 @@ def collect_demonstrations(
             noise_std,
             seed,
             progress and j == 0,
+            executor,
         )
         for j, c in enumerate(chunks)
     ]
@@ -127,6 +143,7 @@ def _collect(
     noise_std: float,
     seed: int,
     progress: bool,
+    executor: Policy | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(obs [days, T, F], actions [days, T, A], profit [days]) of one batch of days."""
     policy = make_policy(expert)
@@ -134,7 +151,10 @@ def _collect(
     venv = MegapodVectorEnv(num_envs=n, scenario=config, info_keys=())
     obs, _ = venv.reset(seed=seeds)
     trace = venv.sampler.sample(seeds)
-    policy.reset(PolicyContext(venv.config, trace, venv.encoder, venv.decoder))
+    context = PolicyContext(venv.config, trace, venv.encoder, venv.decoder)
+    policy.reset(context)
+    if executor is not None:
+        executor.reset(context)
     rngs = [np.random.default_rng([seed, s]) for s in seeds]
     mask = np.asarray(noisy)
     T = venv.sim.n_steps
@@ -143,16 +163,41 @@ def _collect(
     act_log = np.zeros((n, T, n_act), dtype=np.float32)
     profit_usd = np.zeros(n)
     total = L.OUT_INDEX["total_usd"]
-    for t in tqdm(range(T), desc=f"demos ({expert})", disable=not progress, mininterval=2.0):
+    desc = f"demos ({expert}{', learner drives' if executor is not None else ''})"
+    for t in tqdm(range(T), desc=desc, disable=not progress, mininterval=2.0):
         action = np.clip(np.asarray(policy.act(obs), dtype=np.float32), -1.0, 1.0)
         obs_log[:, t], act_log[:, t] = obs, action
-        executed = action.copy()
+        executed = (
+            action.copy()
+            if executor is None
+            else np.clip(np.asarray(executor.act(obs), dtype=np.float32), -1.0, 1.0)
+        )
         for i in np.flatnonzero(mask):
             executed[i] += rngs[i].normal(0.0, noise_std, n_act).astype(np.float32)
         obs, _, _, _, _ = venv.step(np.clip(executed, -1.0, 1.0))
         profit_usd += venv.sim.out[:, total]
     venv.close()
     return obs_log, act_log, profit_usd
+
+
+class ActorExecutor:
+    """The deterministic action of an SB3 model's actor as a picklable policy (for worker
+    processes): a CPU copy of the policy network, one torch thread per process."""
+
+    def __init__(self, model: Any) -> None:
+        import copy
+
+        self.policy = copy.deepcopy(model.policy).to("cpu")
+
+    def reset(self, context: PolicyContext) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        # the policy's observation space is the model's (privileged features padded, never read)
+        action, _ = self.policy.predict(actor_obs(self.policy, obs), deterministic=True)
+        return np.asarray(action, dtype=np.float32)
 
 
 @functools.lru_cache(maxsize=1)

@@ -7,6 +7,12 @@ cloned policy is not its expert: a clone of MPC can beat MPC itself (it acts on 
 of the observation instead of re-solving on noisy forecasts), so the most profitable expert is not
 always the best teacher (measured on `caiso-rt-spring`: the tuned rule out-earns MPC on training
 days, yet the clone of MPC scores far higher on test days).
+
+``dagger_rounds`` then runs DAgger with the chosen teacher: each round the current clone drives
+``dagger_days`` fresh training days (``noisy_frac`` of them with its actions perturbed) while the
+teacher labels every visited state; the actor is refitted on all data so far (continuing from its
+weights). A clone drifts into states its teacher never visits (a battery emptier or fuller than
+the teacher would leave it at that hour); DAgger teaches it the way back from there.
 """
 
 from __future__ import annotations
@@ -21,7 +27,13 @@ import numpy as np
 from agents.evaluation.rollout import run_policy
 from agents.policies.trained import TrainedPolicy
 from agents.training.behaviour_cloning import clone_actor, imitation_mse
-from agents.training.demonstrations import SELECT_SEED_BASE, demonstrations
+from agents.training.demonstrations import (
+    SELECT_SEED_BASE,
+    ActorExecutor,
+    Demonstrations,
+    collect_demonstrations,
+    demonstrations,
+)
 from megapod_gym.config import ScenarioConfig
 
 AUTO_EXPERTS = ("mpc", "tuned-rule")
@@ -39,6 +51,7 @@ def pretrain(
     results: dict[str, dict[str, Any]] = {}
     best_state: dict[str, Any] | None = None
     best_name = candidates[0]
+    data: dict[str, Demonstrations] = {}
     for name in candidates:
         model.policy.load_state_dict(initial)
         t0 = time.time()
@@ -51,6 +64,7 @@ def pretrain(
             jobs=os.cpu_count() or 1,
             progress=progress,
         )
+        data[name] = demos
         t1 = time.time()
         losses = clone_actor(
             model,
@@ -80,11 +94,69 @@ def pretrain(
     if best_state is not None:
         model.policy.load_state_dict(best_state)
     chosen = results[best_name]
+    rounds = dagger(model, settings, scenario, best_name, data[best_name], seed, progress)
     return {
         "expert": best_name,
         "candidates": results,
         "selection_days": N_SELECT_DAYS if len(candidates) > 1 else 0,
         **chosen,
-        "demo_seconds": sum(r["demo_seconds"] for r in results.values()),
-        "bc_seconds": sum(r["bc_seconds"] for r in results.values()),
+        "dagger": rounds,
+        "demo_seconds": sum(r["demo_seconds"] for r in [*results.values(), *rounds]),
+        "bc_seconds": sum(r["bc_seconds"] for r in [*results.values(), *rounds]),
     }
+
+
+def dagger(
+    model: Any,
+    settings: Any,
+    scenario: ScenarioConfig,
+    expert: str,
+    demos: Demonstrations,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """``settings.dagger_rounds`` DAgger rounds on top of the clone in ``model`` (see the module
+    docstring); returns per round the learner's mean profit on its clean days, the data size and
+    the times. The rounds' data are not cached: they depend on the learner."""
+    rounds: list[dict[str, Any]] = []
+    obs, actions = [demos.obs], [demos.actions]
+    for r in range(settings.dagger_rounds):
+        t0 = time.time()
+        new = collect_demonstrations(
+            scenario,
+            expert,
+            n_days=settings.dagger_days,
+            noisy_frac=settings.noisy_frac,
+            noise_std=settings.noise_std,
+            seed=seed,
+            jobs=os.cpu_count() or 1,
+            progress=progress,
+            executor=ActorExecutor(model),
+            first_day=settings.n_days + r * settings.dagger_days,
+        )
+        obs.append(new.obs)
+        actions.append(new.actions)
+        t1 = time.time()
+        merged = Demonstrations(
+            np.concatenate(obs), np.concatenate(actions), expert, (), float("nan")
+        )
+        losses = clone_actor(
+            model,
+            merged,
+            settings.epochs,
+            settings.batch_size,
+            settings.learning_rate,
+            seed=seed + r + 1,
+            progress=progress,
+        )
+        rounds.append(
+            {
+                "round": r + 1,
+                "learner_profit_usd": new.profit_usd,
+                "demo_steps": len(merged),
+                "bc_loss_last_epoch": losses[-1],
+                "demo_seconds": t1 - t0,
+                "bc_seconds": time.time() - t1,
+            }
+        )
+    return rounds

@@ -241,10 +241,12 @@ def train(
     save_model(model, out / "final")
     CheckpointCallback.save(model, ckpt_dir)
 
+    trained = int(model.num_timesteps) - start_steps  # whole rollouts: may exceed `remaining`
     metrics: dict[str, Any] = {
         "timesteps": int(model.num_timesteps),
+        "requested_timesteps": cfg.n_timesteps,
         "train_seconds": train_seconds,
-        "env_steps_per_second": remaining / train_seconds if train_seconds > 0 else float("nan"),
+        "env_steps_per_second": trained / train_seconds if train_seconds > 0 else float("nan"),
         **evaluator.best_metrics,
     }
     if (out / "pretrain.json").is_file():
@@ -360,6 +362,12 @@ def summary_text(cfg: TrainConfig, out: Path, metrics: dict[str, Any]) -> str:
         f"algorithm    {cfg.algo} on {cfg.scenario} ({cfg.n_envs} {cfg.vec_env} envs, seed {cfg.seed})",
         f"timesteps    {metrics['timesteps']:,} in {metrics['train_seconds']:.0f} s ({metrics['env_steps_per_second']:.0f} env-steps/s)",
     ]
+    requested = metrics.get("requested_timesteps", metrics["timesteps"])
+    if metrics["timesteps"] != requested:
+        lines.append(
+            f"             ({requested:,} requested; the algorithm trains in whole rollouts, "
+            "so it ran to the next rollout boundary)"
+        )
     if "normalized_score" in metrics:
         lines.append(
             f"best eval    normalized score {metrics['normalized_score']:.1f} (0 = greedy, 100 = optimum), "

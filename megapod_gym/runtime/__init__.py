@@ -23,6 +23,8 @@ from megapod_gym.runtime.controller import (
     MeasurementError,
     PolicyController,
     PolicyFileError,
+    integrity_digest,
+    seal_sidecar,
     sidecar_path,
     torchscript_path,
 )
@@ -39,6 +41,8 @@ __all__ = [
     "MeasurementError",
     "PolicyController",
     "PolicyFileError",
+    "integrity_digest",
+    "seal_sidecar",
     "sidecar_path",
     "torchscript_path",
 ]

@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,9 @@ from megapod_gym.observation import ObservationEncoder
 from megapod_gym.sim.dispatch import curtail_export, dispatch
 
 FORMAT = "megapod-policy"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# version 1 (before 2026-12): no "integrity" digest; still loaded, with a warning
+SUPPORTED_VERSIONS: tuple[int, ...] = (1, 2)
 INPUT_NAME = "obs"
 OUTPUT_NAME = "action"
 
@@ -85,21 +88,21 @@ MEASUREMENT_RANGES: dict[str, tuple[float, float]] = {
     "time_of_day_sin": (-1.0, 1.0),
     "time_of_day_cos": (-1.0, 1.0),
     "is_weekend": (0.0, 1.0),
-    "demand_rate_usd_per_kw_month": (0.0, math.inf),
+    "demand_rate_usd_per_kw_month": (0.0, 1_000.0),
     "battery_soc_frac": (0.0, 1.0),
     "stalls_occupied_frac": (0.0, 1.0),
     "ev_requested_kw": (0.0, math.inf),
     "compute_headroom_kw": (0.0, math.inf),
-    "queue_length": (0.0, math.inf),
-    "longest_wait_min": (0.0, math.inf),
-    "expected_arrivals_next_h": (0.0, math.inf),
+    "queue_length": (0.0, 10_000.0),
+    "longest_wait_min": (0.0, 7 * 24 * 60.0),
+    "expected_arrivals_next_h": (0.0, 10_000.0),
     "training_backlog_h": (0.0, math.inf),
-    "inference_demand_frac": (0.0, math.inf),
-    "pue": (1.0, math.inf),
+    "inference_demand_frac": (0.0, 10.0),
+    "pue": (1.0, 5.0),
     "prev_compute_frac": (0.0, 1.0),
     "prev_ev_cap_kw": (0.0, math.inf),
     "compute_paused": (0.0, 1.0),
-    "hours_left_h": (0.0, math.inf),
+    "hours_left_h": (0.0, 366 * 24.0),
 }
 _RANGE_TOL = 1e-9
 
@@ -139,6 +142,25 @@ class MeasurementError(ValueError):
 class InfeasibleSetpointError(RuntimeError):
     """No setpoint satisfies the site's limits for these measurements (e.g. the irreducible load
     — compute standby x PUE + battery aux — exceeds the import limit); nothing is emitted."""
+
+
+def integrity_digest(sidecar: Mapping[str, Any], onnx_bytes: bytes) -> str:
+    """SHA-256 over the ONNX bytes and the canonical JSON (sorted keys, no whitespace) of every
+    sidecar field except ``integrity`` itself: editing any figure the controller reads (say
+    ``site.import_limit_kw``) or swapping the graph changes it."""
+    body = {k: v for k, v in sidecar.items() if k != "integrity"}
+    h = hashlib.sha256(onnx_bytes)
+    h.update(json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode())
+    return h.hexdigest()
+
+
+def seal_sidecar(sidecar: dict[str, Any], onnx_bytes: bytes) -> dict[str, Any]:
+    """Set ``sidecar["integrity"]`` (the last step of writing a sidecar); returns the sidecar."""
+    sidecar["integrity"] = {
+        "sha256": integrity_digest(sidecar, onnx_bytes),
+        "covers": "the ONNX file's bytes + the canonical JSON of every other sidecar field",
+    }
+    return sidecar
 
 
 def sidecar_path(onnx_path: str | os.PathLike[str]) -> Path:
@@ -321,11 +343,11 @@ class PolicyController:
                 f"{where}: format must be {FORMAT!r} (got {sidecar.get('format')!r})"
             )
         version = sidecar.get("format_version")
-        if version != FORMAT_VERSION:
-            newer = isinstance(version, int) and version > FORMAT_VERSION
+        if type(version) is not int or version not in SUPPORTED_VERSIONS:
+            newer = type(version) is int and version > FORMAT_VERSION
             raise PolicyFileError(
                 f"{where}: sidecar format_version {version!r} is not supported (this runtime reads "
-                f"version {FORMAT_VERSION}"
+                f"versions {list(SUPPORTED_VERSIONS)}"
                 + ("; upgrade megapod-gym)" if newer else "; re-export the policy)")
             )
         missing = []
@@ -344,6 +366,20 @@ class PolicyController:
                 f"{onnx_path}: SHA-256 {digest} does not match the sidecar's "
                 f"{sidecar['onnx']['sha256']}: the ONNX file was modified or does not belong to "
                 f"{side_path.name}; re-export the policy"
+            )
+        if version >= 2:
+            stored = sidecar.get("integrity", {})
+            expected = integrity_digest(sidecar, data)
+            if not isinstance(stored, dict) or stored.get("sha256") != expected:
+                raise PolicyFileError(
+                    f"{where}: integrity check failed: the sidecar's fields or the ONNX file were "
+                    "edited after export (integrity.sha256 covers both); re-export the policy"
+                )
+        else:
+            warnings.warn(
+                f"{where}: format_version 1 has no integrity digest, so edits to its site figures "
+                "cannot be detected; re-export the policy with this version",
+                stacklevel=2,
             )
 
         site = _Site.from_sidecar(sidecar["site"], where)
@@ -461,12 +497,17 @@ class PolicyController:
         valid case; anything unusual is handed to the encoder, whose checks and messages apply."""
         if len(row) == self.encoder.size:
             try:
-                values = [float(row[name]) for name in self.feature_names]
-            except (KeyError, TypeError, ValueError):
+                values = [row[name] for name in self.feature_names]
+            except KeyError:
                 pass
-            else:
-                if all(map(math.isfinite, values)):
-                    return values
+            else:  # plain finite floats/ints only (not bool, str); else the encoder explains
+                if all(type(v) in (float, int) for v in values):
+                    try:
+                        floats = [float(v) for v in values]
+                    except OverflowError:
+                        floats = [math.nan]
+                    if all(map(math.isfinite, floats)):
+                        return floats
         return self.encoder.from_mapping(row)
 
     def _checked(self, raw: np.ndarray, batch: bool) -> np.ndarray:

@@ -34,6 +34,8 @@ from megapod_gym.runtime import (  # noqa: E402
     MeasurementError,
     PolicyController,
     PolicyFileError,
+    integrity_digest,
+    seal_sidecar,
     sidecar_path,
 )
 from megapod_gym.sim import layout as L  # noqa: E402
@@ -85,7 +87,9 @@ def write_policy(
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    sidecar = build_sidecar(config, "linear-tanh-test", sha, path.name, n_out)
+    sidecar = seal_sidecar(
+        build_sidecar(config, "linear-tanh-test", sha, path.name, n_out), path.read_bytes()
+    )
     sidecar_path(path).write_text(json.dumps(sidecar, indent=2))
     return path
 
@@ -330,7 +334,7 @@ def test_array_input_matches_mapping(policy: Path, sample_measurements: dict) ->
 def test_infeasible_site_emits_nothing(policy: Path, sample_measurements: dict) -> None:
     c = PolicyController.load(policy)
     with pytest.raises(InfeasibleSetpointError, match="no feasible setpoint"):
-        c.decide(dict(sample_measurements, pue=20.0, battery_soc_frac=0.05))
+        c.decide(dict(sample_measurements, pue=5.0, battery_soc_frac=0.05, ev_requested_kw=2000.0))
 
 
 def test_nan_policy_output_is_an_error(tmp_path: Path, configs: dict, sample_measurements) -> None:
@@ -340,11 +344,42 @@ def test_nan_policy_output_is_an_error(tmp_path: Path, configs: dict, sample_mea
 
 
 # ------------------------------------------------------------------------------- bad files
-def edit_sidecar(policy: Path, edit: Any) -> None:
+def edit_sidecar(policy: Path, edit: Any, resign: bool = True) -> None:
+    """Edit the sidecar; ``resign`` recomputes its integrity digest (a crafted file), so the
+    checks behind the digest are tested too."""
     side = sidecar_path(policy)
     doc = json.loads(side.read_text())
     edit(doc)
+    if resign and "integrity" in doc:
+        doc["integrity"]["sha256"] = integrity_digest(doc, policy.read_bytes())
     side.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d["site"].update(import_limit_kw=d["site"]["import_limit_kw"] * 2.35),
+        lambda d: d["site"].update(battery_soc_min=0.0),
+        lambda d: d["graph"].update(action_transform="anything"),
+        lambda d: d.update(scenario="another-site"),
+        lambda d: d.pop("integrity"),
+    ],
+    ids=["import_limit", "soc_min", "graph", "scenario", "no-digest"],
+)
+def test_edited_sidecar_fails_the_integrity_check(policy: Path, edit: Any) -> None:
+    edit_sidecar(policy, edit, resign=False)
+    with pytest.raises(PolicyFileError, match="integrity check failed"):
+        PolicyController.load(policy)
+
+
+def test_version_1_sidecar_loads_with_a_warning(policy: Path) -> None:
+    edit_sidecar(policy, lambda d: (d.pop("integrity"), d.update(format_version=1)), False)
+    with pytest.warns(UserWarning, match="format_version 1 has no integrity digest"):
+        controller = PolicyController.load(policy)
+    assert controller.scenario
+    edit_sidecar(policy, lambda d: d.update(format_version="2"), False)
+    with pytest.raises(PolicyFileError, match="format_version '2' is not supported"):
+        PolicyController.load(policy)
 
 
 def test_tampered_onnx_is_refused(policy: Path) -> None:
@@ -504,3 +539,67 @@ def test_control_refuses_a_tampered_policy(policy: Path) -> None:
     )
     assert proc.returncode == 2
     assert "megapod control: error:" in proc.stderr and "SHA-256" in proc.stderr
+
+
+def test_sidecar_schema_document_lists_every_required_key() -> None:
+    from megapod_gym.runtime.controller import _REQUIRED, FORMAT_VERSION, SUPPORTED_VERSIONS
+
+    doc = (REPO / "docs" / "policy-sidecar.md").read_text()
+    assert f"## Version {FORMAT_VERSION} (current)" in doc
+    assert all(f"## Version {v}" in doc for v in SUPPORTED_VERSIONS)
+    for key in [*_REQUIRED, "integrity.sha256"]:
+        leaf = key.rsplit(".", 1)[-1]
+        assert f"`{key}`" in doc or f".{leaf}`" in doc, key
+
+
+def test_control_loop_answers_every_malformed_record_class(
+    policy: Path, sample_measurements: dict
+) -> None:
+    """Each class of bad line gets one error record naming the problem; the loop never dies and
+    still answers the good line at the end."""
+    good = json.dumps(sample_measurements)
+
+    def with_value(value: str) -> bytes:
+        return (
+            json.dumps(sample_measurements)
+            .replace(f'"pue": {json.dumps(sample_measurements["pue"])}', f'"pue": {value}')
+            .encode()
+        )
+
+    cases: dict[str, tuple[bytes, str]] = {
+        "not utf-8": (b'{"pue": \xff\xfe}', "not UTF-8"),
+        "bad json": (b'{"pue": 1.1, ', "not valid JSON"),
+        "string number": (with_value('"0.5"'), "measurements.pue: must be a number"),
+        "boolean": (with_value("true"), "measurements.pue: must be a number"),
+        "null": (with_value("null"), "measurements.pue: must be a number"),
+        "huge integer": (with_value("1" + "0" * 400), "measurements.pue: must be finite"),
+        "nan": (with_value("NaN"), "measurements.pue: must be finite"),
+        "infinity": (with_value("-Infinity"), "measurements.pue: must be finite"),
+        "out of range": (with_value("1e6"), "measurements.pue: 1000000.0 is outside"),
+        "list value": (with_value("[1.1]"), "measurements.pue: must be a number"),
+        "not an object": (b'"hello"', "measurements must be a mapping"),
+        "empty batch": (b"[]", "empty batch"),
+        "unknown field": (
+            json.dumps({**sample_measurements, "extra": 1.0}).encode(),
+            "unknown fields ['extra']",
+        ),
+    }
+    payload = b"\n".join(line for line, _ in cases.values()) + b"\n" + good.encode() + b"\n"
+    proc = subprocess.run(
+        [sys.executable, "-m", "agents.export.cli", "control", "--policy", str(policy)],
+        input=payload,
+        capture_output=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    replies = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert len(replies) == len(cases) + 1
+    for n, (name, (_, expected)) in enumerate(cases.items(), start=1):
+        reply = replies[n - 1]
+        assert reply["line"] == n, name
+        assert expected in reply["error"], (name, reply)
+        assert len(reply["error"]) < 300, (name, reply)
+    assert replies[-1] == json.loads(
+        json.dumps(PolicyController.load(policy).decide(sample_measurements))
+    )

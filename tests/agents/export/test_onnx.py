@@ -32,6 +32,7 @@ from megapod_gym.envs.site_env import MegapodSiteEnv, make_decoder, make_encoder
 from megapod_gym.runtime import (  # noqa: E402
     FORMAT_VERSION,
     PolicyController,
+    integrity_digest,
     sidecar_path,
     torchscript_path,
 )
@@ -188,6 +189,7 @@ def test_sidecar_describes_policy_site_and_run(runs: dict) -> None:
         assert side["format_version"] == FORMAT_VERSION
         assert side["algorithm"] == algo and side["scenario"] == config.name
         assert side["onnx"]["sha256"] == hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+        assert side["integrity"]["sha256"] == integrity_digest(side, onnx_path.read_bytes())
         model = onnx.load(str(onnx_path))
         onnx.checker.check_model(model, full_check=True)
         assert model.opset_import[0].version == side["onnx"]["opset"]

@@ -178,3 +178,54 @@ def test_auto_expert_keeps_the_better_clone(config, monkeypatch, tmp_path: Path)
     # the model holds the chosen clone: it earns what the selection measured
     rows = run_policy(TrainedPolicy(model, None), config, [8_000, 8_001]).rows
     assert np.mean([r["profit_usd"] for r in rows]) == pytest.approx(profits[info["expert"]])
+
+
+def test_dagger_data_follow_the_learner_with_the_expert_labels(config, tou_demos) -> None:
+    """With an executor, the executor drives (other states than the expert's own) and the labels
+    stay the expert's (not what the executor did)."""
+    driven = collect_demonstrations(
+        config,
+        "tou-arbitrage",
+        n_days=2,
+        noisy_frac=0.0,
+        executor=make_policy("greedy"),
+        progress=False,
+    )
+    own = collect_demonstrations(config, "tou-arbitrage", n_days=2, noisy_frac=0.0, progress=False)
+    greedy = collect_demonstrations(config, "greedy", n_days=2, noisy_frac=0.0, progress=False)
+    np.testing.assert_array_equal(driven.obs, greedy.obs)  # greedy drove: greedy's states
+    assert not np.array_equal(driven.obs, own.obs)
+    assert not np.allclose(driven.actions, greedy.actions)  # ... labelled by tou-arbitrage
+    assert driven.profit_usd == pytest.approx(greedy.profit_usd)
+    with pytest.raises(ValueError, match="first_day"):
+        collect_demonstrations(config, "greedy", n_days=2, first_day=MAX_DEMO_DAYS - 1)
+
+
+def test_actor_executor_pickles_and_acts_as_the_model(config) -> None:
+    import pickle
+
+    from agents.training.demonstrations import ActorExecutor
+
+    model = _ppo(config)
+    obs = np.random.default_rng(0).uniform(-1, 1, (5, model.observation_space.shape[0]))
+    executor = pickle.loads(pickle.dumps(ActorExecutor(model)))
+    np.testing.assert_allclose(
+        executor.act(obs), TrainedPolicy(model, None).act(obs.astype(np.float32)), atol=1e-6
+    )
+
+
+def test_dagger_rounds_aggregate_learner_visited_days(config, monkeypatch, tmp_path) -> None:
+    import agents.training.pretrain as pretrain_module
+    from agents.training.config import PretrainSettings
+
+    monkeypatch.setenv("MEGAPOD_CACHE", str(tmp_path))
+    model = _ppo(config)
+    settings = PretrainSettings(
+        expert="tou-arbitrage", n_days=2, epochs=3, dagger_rounds=2, dagger_days=2
+    )
+    info = pretrain_module.pretrain(model, settings, config, progress=False)
+    steps_per_day = info["demo_steps"] // 2
+    assert [r["demo_steps"] for r in info["dagger"]] == [4 * steps_per_day, 6 * steps_per_day]
+    assert all(np.isfinite(r["learner_profit_usd"]) for r in info["dagger"])
+    with pytest.raises(ValueError, match="dagger_rounds"):
+        PretrainSettings(n_days=MAX_DEMO_DAYS, dagger_rounds=1)

@@ -170,3 +170,15 @@ def test_rl_zoo_trains_the_registered_env(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert list(tmp_path.rglob("megapod_gym-MegapodSite-v0.zip")), proc.stdout[-2000:]
+
+
+def test_linear_schedule_never_goes_negative() -> None:
+    from agents.training.config import linear_schedule
+
+    lin = linear_schedule("lin_3e-4", "learning_rate")
+    assert lin(1.0) == pytest.approx(3e-4) and lin(0.5) == pytest.approx(1.5e-4)
+    # SB3 finishes the last rollout past the requested steps: progress_remaining < 0
+    assert lin(-0.2) == 0.0
+    for bad in ("lin_-1e-3", "lin_nan", "lin_inf"):
+        with pytest.raises(TrainConfigError, match="learning_rate"):
+            linear_schedule(bad, "learning_rate")
