@@ -105,6 +105,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return _cmd_benchmark(args)
 
 
+DEFAULT_TRAIN_CONFIG = "configs/train/ppo.yaml"
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from agents.training.config import load_train_config
     from agents.training.train import train
@@ -114,17 +117,40 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if out is None:
             raise ValueError("--resume needs --out RUN_DIR")
         cfg = load_train_config(out / "config.yaml", {"n_timesteps": args.total_timesteps})
+        resume_conflicts(cfg, args)
     else:
         overrides = {
             "scenario": args.scenario,
             "seed": args.seed,
             "n_timesteps": args.total_timesteps,
         }
-        cfg = load_train_config(args.config, overrides)
+        cfg = load_train_config(args.config or DEFAULT_TRAIN_CONFIG, overrides)
         out = out or Path("runs") / f"{cfg.algo}-{Path(cfg.scenario).stem}-seed{cfg.seed}"
     metrics = train(cfg, out, resume=args.resume)
     print((out / "summary.txt").read_text())
     return 0 if metrics else 1
+
+
+def resume_conflicts(saved: Any, args: argparse.Namespace) -> None:
+    """``--resume`` continues the run folder's own config: a ``--config``, ``--scenario`` or
+    ``--seed`` that says otherwise is an error naming the conflict (never silently ignored)."""
+    from agents.training.config import load_train_config
+
+    conflicts = []
+    if args.scenario is not None and args.scenario != saved.scenario:
+        conflicts.append(f"--scenario {args.scenario} (the run trains {saved.scenario})")
+    if args.seed is not None and args.seed != saved.seed:
+        conflicts.append(f"--seed {args.seed} (the run's seed is {saved.seed})")
+    if args.config is not None:
+        given = load_train_config(
+            args.config, {"scenario": saved.scenario, "seed": saved.seed}
+        ).model_dump(exclude={"n_timesteps"})
+        if given != saved.model_dump(exclude={"n_timesteps"}):
+            conflicts.append(f"--config {args.config} (differs from the run's config.yaml)")
+    if conflicts:
+        raise ValueError(
+            "--resume continues the run's saved config; conflicting: " + "; ".join(conflicts)
+        )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -205,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train an SB3 agent from a YAML config")
     p.add_argument(
-        "--config", default="configs/train/ppo.yaml", help="training YAML (configs/train/*.yaml)"
+        "--config",
+        default=None,
+        help=f"training YAML (configs/train/*.yaml; default {DEFAULT_TRAIN_CONFIG})",
     )
     p.add_argument("--scenario", default=None, help="override the config's scenario")
     p.add_argument("--seed", type=int, default=None, help="override the config's seed (< 10,000)")

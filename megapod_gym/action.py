@@ -58,7 +58,7 @@ class ActionDecoder:
                 f"action must have shape {(out.shape[0], self.size)} or ({self.size},); got {np.shape(action)}"
             )
         if not np.isfinite(a).all():
-            raise ValueError(f"action contains NaN or infinite values: {a.tolist()}")
+            raise ValueError(nonfinite_rows_message("action", a, "env"))
         clipped = (np.abs(a) > 1.0).sum(axis=1)
         a = np.clip(a, -1.0, 1.0)
         out[:, 0] = (a[:, 0] + 1.0) * 0.5
@@ -96,3 +96,19 @@ class ActionDecoder:
                 - 1.0
             )
         return np.clip(a, -1.0, 1.0)
+
+
+def nonfinite_rows_message(what: str, values: np.ndarray, row: str, show: int = 5) -> str:
+    """ "<what> contains NaN or infinite values in <row>(s) [i, ...] (<row> i: [...])": the
+    offending row indices (at most ``show`` listed, then the count) and the first bad row, never
+    the whole batch."""
+    a = np.asarray(values, dtype=np.float64)
+    a2 = a.reshape(a.shape[0], -1) if a.ndim > 1 else a.reshape(-1, 1)
+    bad = np.flatnonzero(~np.isfinite(a2).all(axis=1))
+    listed = ", ".join(str(int(i)) for i in bad[:show])
+    more = f", ... ({bad.size} in all)" if bad.size > show else ""
+    first = int(bad[0]) if bad.size else 0
+    return (
+        f"{what} contains NaN or infinite values in {row}(s) [{listed}{more}] "
+        f"({row} {first}: {a2[first].tolist()})"
+    )

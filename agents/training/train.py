@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -139,8 +140,28 @@ def train(
 
     ``report(metrics: dict)``, if given, is called after every evaluation (e.g. a Ray Tune
     reporter). ``benchmark_jobs`` worker processes run the final comparison (default: CPU count;
-    a Ray trial passes the CPUs it was given).
+    a Ray trial passes the CPUs it was given). A run that fails (or is interrupted) before its
+    first checkpoint removes the folder it created, so no half-empty run folder is left behind.
     """
+    out = Path(out_dir)
+    created = not out.exists()
+    try:
+        return _train(cfg, out, resume, progress, final_benchmark, report, benchmark_jobs)
+    except BaseException:
+        if created and out.is_dir() and not any((out / "checkpoints").glob("*.zip")):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _train(
+    cfg: TrainConfig,
+    out: Path,
+    resume: bool,
+    progress: bool,
+    final_benchmark: bool,
+    report: Any,
+    benchmark_jobs: int | None,
+) -> dict[str, Any]:
     import torch
     from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.logger import configure
@@ -155,7 +176,6 @@ def train(
     )
 
     torch.set_num_threads(cfg.torch_threads)
-    out = Path(out_dir)
     ckpt_dir = out / "checkpoints"
     if out.exists() and any(out.iterdir()) and not resume:
         raise RunFolderExists(

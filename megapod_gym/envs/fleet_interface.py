@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from megapod_gym.action import nonfinite_rows_message
 from megapod_gym.envs.site_env import make_decoder, make_encoder
 from megapod_gym.fleet.simulator import FleetSimulator
 from megapod_gym.observation import OBS_CLIP
@@ -118,7 +119,7 @@ class FleetInterface:
         if a.shape != (self.fs.n_sites, 2):
             raise ValueError(f"site actions must have shape ({self.fs.n_sites}, 2); got {a.shape}")
         if not np.isfinite(a).all():
-            raise ValueError(f"site actions contain NaN or infinite values: {a.tolist()}")
+            raise ValueError(nonfinite_rows_message("site actions", a, "site"))
         clipped = int((np.abs(a) > 1.0).sum())
         a = np.clip(a, -1.0, 1.0)
         sp = self._setpoints

@@ -221,9 +221,12 @@ class SiteSimulator:
             self.meas,
         )
         if code == STEP_BAD_ACTION:
+            bad = ~np.isfinite(actions[:, :2]).all(axis=1) | np.isnan(actions[:, 2])
+            rows = np.flatnonzero(bad)
             raise ValueError(
-                "setpoints must be finite numbers (the EV cap may be +inf); got "
-                f"{actions[~np.isfinite(actions[:, :2]).all(axis=1) | np.isnan(actions[:, 2])].tolist()}"
+                "setpoints must be finite numbers (the EV cap may be +inf); bad in site(s) "
+                f"{rows[:5].tolist()}{f' ... ({rows.size} in all)' if rows.size > 5 else ''} "
+                f"(site {int(rows[0])}: {actions[rows[0]].tolist()})"
             )
         if code == STEP_EPISODE_OVER:
             raise RuntimeError("the episode is over for some sites: reset them before stepping")

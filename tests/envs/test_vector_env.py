@@ -181,3 +181,20 @@ def test_vector_env_observations_stay_in_space_with_extreme_actions() -> None:
         np.testing.assert_array_equal(
             info["action_clipped"][active], (np.abs(a) > 1).sum(axis=1)[active]
         )
+
+
+def test_nan_action_error_names_the_env_indices_not_the_batch() -> None:
+    from megapod_gym.envs.vector_env import MegapodVectorEnv
+
+    venv = MegapodVectorEnv(num_envs=256, info_keys=())
+    venv.reset(seed=0)
+    action = np.zeros((256, 2), np.float32)
+    action[[3, 200], 1] = np.nan
+    with pytest.raises(ValueError) as err:
+        venv.step(action)
+    msg = str(err.value)
+    assert "env(s) [3, 200]" in msg and len(msg) < 200
+    action[:, 0] = np.inf
+    with pytest.raises(ValueError, match=r"env\(s\) \[0, 1, 2, 3, 4, \.\.\. \(256 in all\)\]"):
+        venv.step(action)
+    venv.close()

@@ -182,3 +182,39 @@ def test_linear_schedule_never_goes_negative() -> None:
     for bad in ("lin_-1e-3", "lin_nan", "lin_inf"):
         with pytest.raises(TrainConfigError, match="learning_rate"):
             linear_schedule(bad, "learning_rate")
+
+
+def test_failed_run_leaves_no_folder(tmp_path: Path, monkeypatch) -> None:
+    import agents.training.train as train_module
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("simulated failure before the first checkpoint")
+
+    monkeypatch.setattr(train_module, "make_train_env", boom)
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        train(tiny_cfg("ppo"), out, progress=False, final_benchmark=False)
+    assert not out.exists()
+    out.mkdir()  # a folder the user made is never removed
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        train(tiny_cfg("ppo"), out, progress=False, final_benchmark=False)
+    assert out.is_dir()
+
+
+def test_resume_with_conflicting_arguments_is_an_error(tmp_path: Path, capsys) -> None:
+    import yaml
+
+    from agents.cli import main
+
+    cfg = tiny_cfg("ppo")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    repo = Path(__file__).resolve().parents[3]
+    for extra, named in [
+        (["--seed", "7"], "--seed 7 (the run's seed is 0)"),
+        (["--scenario", "ercot-rt-summer"], "--scenario ercot-rt-summer"),
+        (["--config", str(repo / "configs/train/sac.yaml")], "differs from the run's config"),
+    ]:
+        assert main(["train", "--out", str(out), "--resume", *extra]) == 2
+        assert named in capsys.readouterr().err
