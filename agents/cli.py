@@ -7,6 +7,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the CLI imports training code only when a command needs it
+    from agents.training.config import TrainConfig
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -131,7 +135,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0 if metrics else 1
 
 
-def resume_conflicts(saved: Any, args: argparse.Namespace) -> None:
+def resume_conflicts(saved: TrainConfig, args: argparse.Namespace) -> None:
     """``--resume`` continues the run folder's own config: a ``--config``, ``--scenario`` or
     ``--seed`` that says otherwise is an error naming the conflict (never silently ignored)."""
     from agents.training.config import load_train_config
