@@ -24,6 +24,11 @@ from megapod_gym.sim.figures import site_figures
 EVAL_SEED_BASE = HELD_OUT_SEED_BASE  # test days: reported results
 VALIDATION_SEED_BASE = HELD_OUT_SEED_BASE + 500_000  # validation days: model selection
 TRAIN_SEED_LIMIT = 10_000
+# training days set aside for demonstrations (agents/training/demonstrations.py, DAgger rounds
+# included) and for choosing the teacher to clone (agents/training/pretrain.py)
+DEMO_SEED_BASE = 5_000
+SELECT_SEED_BASE = 8_000
+MAX_DEMO_DAYS = SELECT_SEED_BASE - DEMO_SEED_BASE
 
 
 def eval_seeds(n_episodes: int, base: int = EVAL_SEED_BASE) -> list[int]:

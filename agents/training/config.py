@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from agents.evaluation.rollout import TRAIN_SEED_LIMIT
+from agents.evaluation.rollout import MAX_DEMO_DAYS, TRAIN_SEED_LIMIT
 from megapod_gym.config import DEFAULT_SCENARIO
 from megapod_gym.config.loading import format_validation_error
 
@@ -106,8 +106,6 @@ class PretrainSettings(BaseModel):
 
     @model_validator(mode="after")
     def _days_fit(self) -> PretrainSettings:
-        from agents.training.demonstrations import MAX_DEMO_DAYS
-
         used = self.n_days + self.dagger_rounds * self.dagger_days
         if used > MAX_DEMO_DAYS:
             raise ValueError(

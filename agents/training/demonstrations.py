@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from agents.evaluation.rollout import DEMO_SEED_BASE, MAX_DEMO_DAYS
 from agents.policies.base import Policy, PolicyContext
 from agents.policies.registry import make_policy
 from agents.policies.trained import actor_obs
@@ -40,10 +41,7 @@ from megapod_gym.config import ScenarioConfig
 from megapod_gym.envs.vector_env import MegapodVectorEnv
 from megapod_gym.sim import layout as L
 
-DEMO_SEED_BASE = 5_000
-SELECT_SEED_BASE = 8_000
 CACHE_VERSION = 1
-MAX_DEMO_DAYS = SELECT_SEED_BASE - DEMO_SEED_BASE
 
 
 @dataclass(frozen=True)

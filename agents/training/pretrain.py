@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from agents.evaluation.rollout import run_policy
+from agents.evaluation.rollout import SELECT_SEED_BASE, run_policy
 from agents.policies.trained import TrainedPolicy
 from agents.training.behaviour_cloning import clone_actor, imitation_mse
 from agents.training.demonstrations import (
-    SELECT_SEED_BASE,
     ActorExecutor,
     Demonstrations,
     collect_demonstrations,
