@@ -1,0 +1,97 @@
+"""MkDocs hook: pages carry ``<!-- gen:NAME -->`` markers that are replaced, at build time, by
+Markdown generated from the code (the environment's docstring, its feature table, the scenario
+figures) and from the committed experiment results, so the docs cannot drift from either."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+MARKER = re.compile(r"<!-- gen:([a-z-]+) -->")
+
+
+def site_env_docstring() -> str:
+    from megapod_gym.envs.site_env import MegapodSiteEnv
+
+    doc = inspect.cleandoc(MegapodSiteEnv.__doc__ or "")
+    # the docstring's "## Section" headings become sub-headings of the page
+    return re.sub(r"^## ", "### ", doc, flags=re.M).replace("``", "`")
+
+
+def observation_features() -> str:
+    from megapod_gym.envs.site_env import MegapodSiteEnv
+
+    env = MegapodSiteEnv()
+    rows = [
+        "| index | feature | unit | center | scale | meaning |",
+        "|---:|---|---|---:|---:|---|",
+    ]
+    for i, f in enumerate(env.encoder.describe()):
+        rows.append(
+            f"| {i} | `{f['name']}` | {f['unit']} | {f['center']:g} | {f['scale']:g} | "
+            f"{f['description']} |"
+        )
+    return "\n".join(rows)
+
+
+def scenarios() -> str:
+    from megapod_gym.config import load_scenario
+    from megapod_gym.config.loading import scenario_names
+    from megapod_gym.sim.figures import site_figures
+
+    rows = [
+        "| scenario | stalls x kW | grid import limit kW | battery kWh / kW | IT kW | energy price |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    notes = []
+    for name in scenario_names():
+        c = load_scenario(name)
+        fig = site_figures(c)
+        rows.append(
+            f"| `{name}` | {c.chargers.n_stalls} x {c.chargers.stall_kw:g} | "
+            f"{fig.import_limit_kw:,.0f} | {c.battery.energy_kwh:,.0f} / "
+            f"{fig.battery_power_kw:,.0f} | {c.compute.it_kw:,.0f} | "
+            f"{c.tariff.energy_price} |"
+        )
+        notes.append(f"**`{name}`**: {' '.join(c.description.split())}")
+    return "\n".join(rows) + "\n\n" + "\n\n".join(notes)
+
+
+def latest(pattern: str) -> Path:
+    files = sorted((ROOT / "experiments").glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no experiments/{pattern}")
+    return files[-1]
+
+
+def results(pattern: str) -> Any:
+    def render() -> str:
+        path = latest(pattern)
+        body = path.read_text()
+        body = re.sub(r"^# (.*)$", r"### \1", body, count=1, flags=re.M)
+        return f"{body}\n\n*(from `experiments/{path.name}`)*"
+
+    return render
+
+
+GENERATORS = {
+    "site-env-docstring": site_env_docstring,
+    "observation-features": observation_features,
+    "scenarios": scenarios,
+    "learning-table": results("results_learning_2*.md"),
+    "learning-levers": results("results_learning_levers_*.md"),
+    "cloning-levers": results("results_cloning_*.md"),
+}
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in GENERATORS:
+            raise KeyError(f"{page.file.src_path}: unknown generated block {name!r}")
+        return GENERATORS[name]()
+
+    return MARKER.sub(replace, markdown)
