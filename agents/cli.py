@@ -130,7 +130,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         }
         cfg = load_train_config(args.config or DEFAULT_TRAIN_CONFIG, overrides)
         out = out or Path("runs") / f"{cfg.algo}-{Path(cfg.scenario).stem}-seed{cfg.seed}"
-    metrics = train(cfg, out, resume=args.resume)
+    metrics = train(cfg, out, resume=args.resume, reset_normalization=args.reset_normalization)
     print((out / "summary.txt").read_text())
     return 0 if metrics else 1
 
@@ -249,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
+    p.add_argument(
+        "--reset-normalization",
+        action="store_true",
+        help="with --resume: accept fresh normalization statistics when a checkpoint's are missing",
     )
     p.set_defaults(func=_cmd_train)
 

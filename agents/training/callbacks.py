@@ -136,9 +136,12 @@ class HeldOutEvalCallback(BaseCallback):
             "eval/profit_usd": 0.0,
             "eval/pct_of_optimum": 0.0,
         }
-        self.logger.record(
-            "hparams", HParam(hparams, metric_dict), exclude=("stdout", "log", "json", "csv")
-        )
+        if self.num_timesteps > 0:  # resumed: HPARAMS were written by the first session, and
+            self.last_eval_step = self.num_timesteps  # evaluations keep their cadence
+        else:
+            self.logger.record(
+                "hparams", HParam(hparams, metric_dict), exclude=("stdout", "log", "json", "csv")
+            )
         if self.num_timesteps == 0 and self.cfg.pretrain is not None:
             self.evaluate_now()  # the cloned policy is a candidate for best/ too
 
@@ -287,17 +290,20 @@ class CheckpointCallback(BaseCallback):
     def save(model: Any, folder: Path) -> None:
         from stable_baselines3.common.vec_env import VecNormalize
 
+        from agents.training.run_folder import save_atomically
+
         folder.mkdir(parents=True, exist_ok=True)
         n = model.num_timesteps
-        model.save(folder / f"model_{n}_steps.zip")
         env = model.get_env()
+        # statistics and buffer first, the model last: a model file marks a complete checkpoint
         if isinstance(env, VecNormalize):
-            env.save(str(folder / f"vecnormalize_{n}_steps.pkl"))
+            save_atomically(lambda p: env.save(str(p)), folder / f"vecnormalize_{n}_steps.pkl")
         if (
             hasattr(model, "save_replay_buffer")
             and getattr(model, "replay_buffer", None) is not None
         ):
-            model.save_replay_buffer(folder / f"replay_buffer_{n}_steps.pkl")
+            save_atomically(model.save_replay_buffer, folder / f"replay_buffer_{n}_steps.pkl")
+        save_atomically(model.save, folder / f"model_{n}_steps.zip")
 
 
 class TqdmCallback(BaseCallback):

@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ import numpy as np
 import yaml
 
 from agents.training.config import TrainConfig, algo_class
-from agents.training.run_folder import latest_checkpoint, save_model
+from agents.training.run_folder import checkpoints, save_model
 from megapod_gym.config import load_scenario
 from megapod_gym.config.fleet import is_fleet, load_fleet
 
@@ -135,6 +136,7 @@ def train(
     final_benchmark: bool = True,
     report: Any = None,
     benchmark_jobs: int | None = None,
+    reset_normalization: bool = False,
 ) -> dict[str, Any]:
     """Train ``cfg`` into ``out_dir``; return the final metrics.
 
@@ -146,7 +148,9 @@ def train(
     out = Path(out_dir)
     created = not out.exists()
     try:
-        return _train(cfg, out, resume, progress, final_benchmark, report, benchmark_jobs)
+        return _train(
+            cfg, out, resume, progress, final_benchmark, report, benchmark_jobs, reset_normalization
+        )
     except BaseException:
         if created and out.is_dir() and not any((out / "checkpoints").glob("*.zip")):
             shutil.rmtree(out, ignore_errors=True)
@@ -161,11 +165,10 @@ def _train(
     final_benchmark: bool,
     report: Any,
     benchmark_jobs: int | None,
+    reset_normalization: bool,
 ) -> dict[str, Any]:
     import torch
     from stable_baselines3.common.callbacks import CallbackList
-    from stable_baselines3.common.logger import configure
-    from stable_baselines3.common.vec_env import VecNormalize
 
     from agents.training.callbacks import (
         CheckpointCallback,
@@ -195,19 +198,29 @@ def _train(
     env = make_train_env(cfg)
     Algo = algo_class(cfg.algo)
     start_steps = 0
-    latest = latest_checkpoint(ckpt_dir) if resume else None
-    if resume and latest is None:
+    found = checkpoints(ckpt_dir) if resume else []
+    if resume and not found:
         raise FileNotFoundError(f"cannot resume: no checkpoint in {ckpt_dir}")
-    if latest is not None:
-        start_steps, path = latest
-        norm = ckpt_dir / f"vecnormalize_{start_steps}_steps.pkl"
-        if isinstance(env, VecNormalize) and norm.is_file():
-            env = VecNormalize.load(str(norm), env.venv)
-        model = Algo.load(path, env=env, device=cfg.device)
-        buffer = ckpt_dir / f"replay_buffer_{start_steps}_steps.pkl"
-        if buffer.is_file() and hasattr(model, "load_replay_buffer"):
-            model.load_replay_buffer(buffer)
-    else:
+    latest = None
+    for steps, path in found:  # newest first; a corrupt one falls back to the one before
+        try:
+            model, env = load_checkpoint(
+                Algo, ckpt_dir, steps, path, env, cfg.device, reset_normalization
+            )
+        except NormalizationMissing:
+            raise
+        except Exception as exc:  # a truncated zip, a bad pickle: SB3 raises various types
+            warnings.warn(
+                f"checkpoint {path.name} cannot be loaded ({type(exc).__name__}: {exc}); "
+                "falling back to the previous one",
+                stacklevel=2,
+            )
+            continue
+        latest, start_steps = (steps, path), steps
+        break
+    if resume and latest is None:
+        raise FileNotFoundError(f"cannot resume: no loadable checkpoint in {ckpt_dir}")
+    if latest is None:
         (out / "config.yaml").write_text(
             yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
         )
@@ -222,7 +235,7 @@ def _train(
         model = Algo(policy, env, seed=cfg.seed, device=cfg.device, verbose=0, **cfg.algo_kwargs())
         if cfg.pretrain is not None:
             pretrain_model(model, cfg, scenario, out, progress)
-    model.set_logger(configure(str(out / "tb"), ["tensorboard"]))
+    model.set_logger(tensorboard_logger(out / "tb", start_steps))
 
     meta_path = out / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
@@ -293,6 +306,53 @@ def _train(
     )
     env.close()
     return metrics
+
+
+def tensorboard_logger(folder: Path, start_steps: int) -> Any:
+    """SB3's TensorBoard logger; on a resume, TensorBoard's own ``purge_step`` drops whatever an
+    interrupted session logged after the checkpoint it resumes from, so no step appears twice."""
+    from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+    from torch.utils.tensorboard import SummaryWriter
+
+    fmt = TensorBoardOutputFormat(str(folder))
+    if start_steps > 0:
+        fmt.writer.close()
+        fmt.writer = SummaryWriter(log_dir=str(folder), purge_step=start_steps)
+    return Logger(folder=str(folder), output_formats=[fmt])
+
+
+class NormalizationMissing(FileNotFoundError):
+    """A checkpoint of a run that normalizes observations or rewards lacks its statistics."""
+
+
+def load_checkpoint(
+    Algo: type,
+    ckpt_dir: Path,
+    steps: int,
+    path: Path,
+    env: Any,
+    device: str,
+    reset_normalization: bool = False,
+) -> tuple[Any, Any]:
+    """(model, env) from checkpoint ``steps``: its normalization statistics (an error when they
+    are missing, unless ``reset_normalization``: fresh statistics would silently change what the
+    policy sees), the model, and its replay buffer when it has one."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    if isinstance(env, VecNormalize):
+        norm = ckpt_dir / f"vecnormalize_{steps}_steps.pkl"
+        if norm.is_file():
+            env = VecNormalize.load(str(norm), env.venv)
+        elif not reset_normalization:
+            raise NormalizationMissing(
+                f"cannot resume: {norm} is missing, and starting the normalization statistics "
+                "afresh would change what the policy sees; pass --reset-normalization to accept that"
+            )
+    model = Algo.load(path, env=env, device=device)
+    buffer = ckpt_dir / f"replay_buffer_{steps}_steps.pkl"
+    if buffer.is_file() and hasattr(model, "load_replay_buffer"):
+        model.load_replay_buffer(buffer)
+    return model, env
 
 
 def pretrain_model(model: Any, cfg: TrainConfig, scenario: Any, out: Path, progress: bool) -> dict:

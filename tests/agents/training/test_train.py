@@ -218,3 +218,118 @@ def test_resume_with_conflicting_arguments_is_an_error(tmp_path: Path, capsys) -
     ]:
         assert main(["train", "--out", str(out), "--resume", *extra]) == 2
         assert named in capsys.readouterr().err
+
+
+def _tiny_run_with_checkpoints(out: Path) -> list[Path]:
+    train(tiny_cfg("ppo", n_timesteps=384), out, progress=False, final_benchmark=False)
+    ckpts = sorted((out / "checkpoints").glob("model_*_steps.zip"), key=lambda p: p.stat().st_mtime)
+    assert len(ckpts) >= 2
+    assert not list((out / "checkpoints").glob(".tmp-*"))  # written atomically, nothing left over
+    return ckpts
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path: Path) -> None:
+    from agents.training.run_folder import checkpoints
+
+    out = tmp_path / "run"
+    _tiny_run_with_checkpoints(out)
+    found = checkpoints(out / "checkpoints")
+    newest_steps, newest = found[0]
+    previous_steps = found[1][0]
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated, as by a crash mid-write
+    with pytest.warns(UserWarning, match=f"model_{newest_steps}_steps.zip cannot be loaded"):
+        metrics = train(
+            tiny_cfg("ppo", n_timesteps=512),
+            out,
+            resume=True,
+            progress=False,
+            final_benchmark=False,
+        )
+    meta = __import__("json").loads((out / "meta.json").read_text())
+    assert meta["sessions"][-1]["from_step"] == previous_steps
+    assert metrics["timesteps"] >= 512
+
+
+def test_missing_normalization_statistics_stop_a_resume(tmp_path: Path) -> None:
+    from agents.training.train import NormalizationMissing
+
+    out = tmp_path / "run"
+    _tiny_run_with_checkpoints(out)
+    for f in (out / "checkpoints").glob("vecnormalize_*_steps.pkl"):
+        f.unlink()
+    more = tiny_cfg("ppo", n_timesteps=512)
+    with pytest.raises(NormalizationMissing, match="--reset-normalization"):
+        train(more, out, resume=True, progress=False, final_benchmark=False)
+    assert out.is_dir()  # the run folder survives a refused resume
+    metrics = train(
+        more, out, resume=True, progress=False, final_benchmark=False, reset_normalization=True
+    )
+    assert metrics["timesteps"] >= 512
+
+
+def test_resume_logs_no_step_twice_and_hparams_once(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    _tiny_run_with_checkpoints(out)
+    # an interrupted session: the run logged past its last checkpoint (here: 384 > 256)
+    ckpt = out / "checkpoints"
+    for f in ckpt.glob("*_384_steps.*"):
+        f.unlink()
+    train(tiny_cfg("ppo", n_timesteps=640), out, resume=True, progress=False, final_benchmark=False)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(out / "tb"))
+    acc.Reload()
+    steps = [e.step for e in acc.Scalars("eval/profit_usd")]
+    assert len(steps) == len(set(steps)), steps
+    hparams = [f for f in (out / "tb").rglob("events.out.tfevents.*")]
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    n_hparams = sum(
+        1
+        for f in hparams
+        for ev in EventFileLoader(str(f)).Load()
+        if ev.HasField("summary") and any(v.tag == "_hparams_/experiment" for v in ev.summary.value)
+    )
+    assert n_hparams == 1
+
+
+@pytest.mark.slow
+def test_sigkill_mid_training_then_resume(tmp_path: Path) -> None:
+    """SIGKILL a training process after its first checkpoint: the resume loses at most one
+    checkpoint interval and ends exactly where a resume from the same checkpoint copied before
+    the kill ends."""
+    import shutil
+    import signal
+    import time
+
+    import yaml
+
+    cfg = tiny_cfg("ppo", n_timesteps=200_000, checkpoint_freq=256)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "agents.cli", "train", "--config", str(config), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    from agents.training.run_folder import checkpoints
+
+    while time.time() < deadline and len(checkpoints(out / "checkpoints")) < 3:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    found = checkpoints(out / "checkpoints")
+    assert len(found) >= 3, "no checkpoints before the deadline"
+    twin = tmp_path / "twin"
+    shutil.copytree(out, twin)
+    target = found[0][0] + 512
+    results = []
+    for folder in (out, twin):
+        more = load_train_config(folder / "config.yaml", {"n_timesteps": target})
+        metrics = train(more, folder, resume=True, progress=False, final_benchmark=False)
+        meta = __import__("json").loads((folder / "meta.json").read_text())
+        assert meta["sessions"][-1]["from_step"] == found[0][0]
+        results.append((metrics["timesteps"], load_trained_policy(folder / "final")))
+    (steps_a, a), (steps_b, b) = results
+    assert steps_a == steps_b >= target
+    for pa, pb in zip(a.model.policy.parameters(), b.model.policy.parameters()):
+        np.testing.assert_array_equal(pa.detach().numpy(), pb.detach().numpy())
