@@ -58,6 +58,9 @@ def main() -> None:
     date = time.strftime("%Y-%m-%d")
     out_md = HERE / f"results_cloning_{date}.md"
     rows: list[dict[str, Any]] = []
+    if out_md.with_suffix(".csv").is_file():  # earlier runs of the day: kept unless re-measured
+        with out_md.with_suffix(".csv").open() as fh:
+            rows = list(csv.DictReader(fh))
     seeds = validation_seeds(args.days)
     for scenario in args.scenarios:
         config = load_scenario(scenario)
@@ -93,6 +96,8 @@ def main() -> None:
                 profits(TrainedPolicy(model, None), config, seeds), greedy, optimum
             )
             env.close()
+            key = (scenario, variant, args.expert)
+            rows = [r for r in rows if (r["scenario"], r["variant"], r["teacher"]) != key]
             rows.append(
                 {
                     "scenario": scenario,
@@ -101,7 +106,7 @@ def main() -> None:
                     "teacher_score": round(teacher, 1),
                     "clone_score": round(clone, 1),
                     "gap": round(clone - teacher, 1),
-                    "bc_mse": round(info["bc_mse"], 5),
+                    "bc_mse_first_demos": round(info["bc_mse"], 5),
                     "demo_s": round(info["demo_seconds"]),
                     "bc_s": round(info["bc_seconds"]),
                     "total_s": round(seconds),
@@ -112,23 +117,23 @@ def main() -> None:
 
 
 def write(rows: list[dict[str, Any]], out_md: Path, args: Any, date: str) -> None:
-    cols = list(rows[0])
+    cols = list(rows[-1])
     with out_md.with_suffix(".csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, cols)
+        w = csv.DictWriter(fh, cols, restval="")
         w.writeheader()
         w.writerows(rows)
     lines = [
         f"# Behaviour cloning vs its teacher ({date})",
         "",
-        f"Command: `python experiments/cloning_levers.py --scenarios {' '.join(args.scenarios)}"
-        f" --expert {args.expert} --days {args.days}`  ",
+        "Command: `python experiments/cloning_levers.py --scenarios SCENARIO... --expert TEACHER"
+        f" --days {args.days}` (rows of several runs of the day; the teacher column says which)  ",
         f"Normalized score of the clone (no RL) and of the teacher on {args.days} validation days;"
         " times in seconds on this 2-core machine (demonstrations are cached across variants,"
         " so only the first variant of a scenario pays for them; DAgger rounds are never cached).",
         "",
         "| " + " | ".join(cols) + " |",
         "|" + "---|" * len(cols),
-        *("| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows),
+        *("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows),
     ]
     out_md.write_text("\n".join(lines) + "\n")
 

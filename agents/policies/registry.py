@@ -7,7 +7,7 @@ from pathlib import Path
 from agents.policies.base import Policy
 from agents.policies.rules import BASELINES
 
-SEARCH_POLICIES = ("oracle-replay", "mpc", "tuned-rule")
+SEARCH_POLICIES = ("oracle-replay", "mpc", "hindsight-mpc", "tuned-rule")
 
 
 def policy_names() -> list[str]:
@@ -34,6 +34,13 @@ def make_policy(name_or_path: str) -> Policy:
         from agents.optim.mpc import MPCPolicy
 
         return MPCPolicy()
+    if name_or_path == "hindsight-mpc":
+        # privileged teacher for cloning: MPC on the realized day (not causal, never deployable)
+        from agents.optim.mpc import MPCPolicy
+
+        policy = MPCPolicy(perfect_forecast=True)
+        policy.name = "hindsight-mpc"
+        return policy
     if name_or_path == "tuned-rule":
         from agents.optim.rule_tuning import TunedRulePolicy
 

@@ -90,6 +90,8 @@ class PretrainSettings(BaseModel):
     # labels the states it visits (agents/training/pretrain.py); 0 = plain cloning
     dagger_rounds: int = Field(0, ge=0, le=20)
     dagger_days: int = Field(64, ge=1, le=1000)
+    # epochs of each round's refit (it continues from the current weights); None: ``epochs``
+    dagger_epochs: int | None = Field(None, ge=1, le=10_000)
     critic_warmup_steps: int = Field(50_000, ge=0)
     # learning rate while the actor is frozen (only the critic learns then); None: the run's own
     critic_warmup_lr: float | None = Field(3e-4, gt=0.0, le=1.0)
@@ -99,7 +101,13 @@ class PretrainSettings(BaseModel):
     def _expert(cls, v: str) -> str:
         from agents.policies.rules import BASELINES
 
-        allowed = ["auto", "mpc", "tuned-rule", *[n for n in BASELINES if n != "random"]]
+        allowed = [
+            "auto",
+            "mpc",
+            "hindsight-mpc",
+            "tuned-rule",
+            *[n for n in BASELINES if n != "random"],
+        ]
         if v not in allowed:
             raise ValueError(f"expert must be one of {allowed} (got {v!r})")
         return v

@@ -142,7 +142,7 @@ def dagger(
         losses = clone_actor(
             model,
             merged,
-            settings.epochs,
+            settings.dagger_epochs or settings.epochs,
             settings.batch_size,
             settings.learning_rate,
             seed=seed + r + 1,

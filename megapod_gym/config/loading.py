@@ -128,9 +128,17 @@ def preset_path(name_or_path: str, kind: str = "scenarios") -> Path:
     preset = preset_root() / kind / f"{name_or_path}.yaml"
     if not preset.is_file():
         names = sorted(p.stem for p in (preset_root() / kind).glob("*.yaml"))
+        other = "fleets" if kind == "scenarios" else "scenarios"
+        others = sorted(p.stem for p in (preset_root() / other).glob("*.yaml"))
+        hint = (
+            f"; {name_or_path!r} is a {other.rstrip('s')}, use it where a {other.rstrip('s')} "
+            "is expected"
+            if name_or_path in others
+            else f"; {other}: {', '.join(others)}"
+        )
         raise ConfigError(
             f"unknown {noun} {name_or_path!r}; valid names: {', '.join(names)} "
-            "(or give a path to a .yaml file)"
+            f"(or give a path to a .yaml file){hint}"
         )
     return preset
 

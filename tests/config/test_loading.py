@@ -349,3 +349,22 @@ def test_env_builds_from_an_unrelated_cwd(tmp_path: Path, monkeypatch: pytest.Mo
     env = gym.make(megapod_gym.ENV_ID)
     obs, _ = env.reset(seed=0)
     assert env.unwrapped.config.name == DEFAULT_SCENARIO and obs.shape[0] > 0
+
+
+def test_unknown_name_lists_the_other_kind_too() -> None:
+    from megapod_gym.config.fleet import load_fleet
+
+    with pytest.raises(ConfigError, match=r"fleets: fleet-20site, tri-tz-3site"):
+        load_scenario("no-such-site")
+    with pytest.raises(ConfigError, match=r"'tri-tz-3site' is a fleet"):
+        load_scenario("tri-tz-3site")
+    with pytest.raises(ConfigError, match=r"'urban-12stall-bev' is a scenario"):
+        load_fleet("urban-12stall-bev")
+
+
+def test_configs_scenarios_holds_the_scenario_presets_directly() -> None:
+    root = Path(__file__).resolve().parents[2]
+    names = sorted(p.stem for p in (root / "configs" / "scenarios").glob("*.yaml"))
+    assert (
+        "urban-12stall-bev" in names and not (root / "configs" / "scenarios" / "scenarios").exists()
+    )
