@@ -65,6 +65,7 @@ import yaml
 from agents.evaluation.rollout import TRAIN_SEED_LIMIT
 from agents.evaluation.score import mean_ci, pct_of_optimum
 from megapod_gym.config.loading import deep_merge
+from megapod_gym.config.yaml_reader import YamlConfigError, read_config_yaml
 
 INSTALL_HINT = 'pip install "megapod-gym[ray]"'
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -233,9 +234,9 @@ def _resolve_path(ref: str, key: str, source: str, base_dir: Path | None) -> Pat
 
 def _read_yaml(path: Path, key: str, source: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise SweepError(f"{source}: {key}: cannot read {path}: {exc}") from None
+        data = read_config_yaml(path) or {}
+    except YamlConfigError as exc:
+        raise SweepError(f"{source}: {key}: cannot read {exc}") from None
     if not isinstance(data, dict):
         raise SweepError(f"{source}: {key}: {path} must hold a mapping")
     return data
@@ -586,9 +587,9 @@ def load_sweep(path: str | Path) -> SweepSpec:
     if not path.is_file():
         raise SweepError(f"sweep file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise SweepError(f"{path}: {exc}") from None
+        data = read_config_yaml(path) or {}
+    except YamlConfigError as exc:
+        raise SweepError(str(exc)) from None
     if isinstance(data, dict):
         data.setdefault("name", path.stem)
     return parse_sweep(data, str(path), path.resolve().parent)

@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -29,6 +28,7 @@ from pydantic import (
 from agents.evaluation.rollout import MAX_DEMO_DAYS, TRAIN_SEED_LIMIT
 from megapod_gym.config import DEFAULT_SCENARIO
 from megapod_gym.config.loading import format_validation_error
+from megapod_gym.config.yaml_reader import YamlConfigError, read_config_yaml
 
 ALGOS: dict[str, tuple[str, str]] = {
     "ppo": ("stable_baselines3", "PPO"),
@@ -326,8 +326,10 @@ def load_train_config(path: str | Path, overrides: Mapping[str, Any] | None = No
     path = Path(path)
     if not path.is_file():
         raise TrainConfigError(f"training config {str(path)!r} does not exist")
-    with path.open() as fh:
-        data = yaml.safe_load(fh) or {}
+    try:
+        data = read_config_yaml(path) or {}
+    except YamlConfigError as exc:
+        raise TrainConfigError(str(exc)) from None
     if not isinstance(data, dict):
         raise TrainConfigError(f"{path}: top level must be a mapping")
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})

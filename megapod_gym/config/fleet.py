@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from megapod_gym.config.loading import (
@@ -38,6 +37,7 @@ from megapod_gym.config.loading import (
     preset_root,
 )
 from megapod_gym.config.schema import EpisodeConfig, ScenarioConfig, StrictModel
+from megapod_gym.config.yaml_reader import YamlConfigError, read_config_yaml
 
 DEFAULT_FLEET = "tri-tz-3site"
 
@@ -156,8 +156,8 @@ def is_fleet(name_or_path: str | Path) -> bool:
     p = Path(s)
     if p.suffix in (".yaml", ".yml") and p.is_file():
         try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, OSError):
+            data = read_config_yaml(p)
+        except YamlConfigError:
             return False
         return isinstance(data, dict) and "sites" in data
     return False
@@ -181,9 +181,9 @@ def load_fleet(
     elif isinstance(fleet, (str, Path)):
         path = preset_path(str(fleet), "fleets")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+            data = read_config_yaml(path) or {}
+        except YamlConfigError as exc:
+            raise ConfigError(str(exc)) from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: top level must be a mapping of fleet keys")
         source, base_dir = str(path), path.parent

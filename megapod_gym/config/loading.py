@@ -4,7 +4,8 @@ A scenario YAML file may start with ``extends: [piece, ...]``. Each piece is a p
 relative to the preset folder (``sites/urban-12stall``, ``tariffs/pge-bev-2-s``) or a path relative
 to the file; pieces are deep-merged in order, then the file's own keys on top, then the caller's
 ``overrides`` (nested mappings or dotted keys such as ``{"battery.energy_kwh": 0}``). Mappings merge
-key by key; lists and scalars replace. YAML is read with ``yaml.safe_load`` only.
+key by key; lists and scalars replace. YAML is read by :func:`~megapod_gym.config.yaml_reader.read_config_yaml` (safe
+loading; no aliases, duplicate keys or deep nesting).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from megapod_gym.config.schema import ScenarioConfig
+from megapod_gym.config.yaml_reader import YamlConfigError, read_config_yaml
 
 DEFAULT_SCENARIO = "urban-12stall-bev"
 _PRESET_PACKAGE = "megapod_gym.presets"
@@ -40,12 +41,9 @@ def scenario_names() -> list[str]:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("r", encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        data = read_config_yaml(path)
+    except YamlConfigError as exc:
+        raise ConfigError(str(exc)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -116,6 +114,15 @@ def _load_file(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return merged
 
 
+def display_path(path: Path) -> str:
+    """An embedded preset as ``preset NAME``, any other file as given."""
+    try:
+        rel = path.resolve().relative_to(preset_root().resolve())
+    except ValueError:
+        return str(path)
+    return f"preset {rel.with_suffix('').as_posix()}"
+
+
 def preset_path(name_or_path: str, kind: str = "scenarios") -> Path:
     """A YAML path, or the embedded preset ``kind/NAME.yaml`` (``kind``: scenarios, fleets);
     an unknown name is a :class:`ConfigError` listing the valid names."""
@@ -143,17 +150,32 @@ def preset_path(name_or_path: str, kind: str = "scenarios") -> Path:
     return preset
 
 
+MAX_ERROR_LINES = 12
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters; a huge integer is described, not printed."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 100:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per bad field: ``path.to.field: message (got value)``."""
+    """One line per bad field, ``path.to.field: message (got value)``, values abbreviated, at most
+    :data:`MAX_ERROR_LINES` lines (then how many more)."""
     lines = [f"invalid scenario config ({source}):"]
-    for err in exc.errors():
+    errors = exc.errors()
+    for err in errors[:MAX_ERROR_LINES]:
         loc = ".".join(str(p) for p in err["loc"]) or "<root>"
         msg = err["msg"].removeprefix("Value error, ")
         got = err.get("input")
-        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        shown = "" if isinstance(got, dict) else f" (got {short_repr(got)})"
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         lines.append(f"  {loc}: {msg}{shown}")
+    if len(errors) > MAX_ERROR_LINES:
+        lines.append(f"  ... and {len(errors) - MAX_ERROR_LINES} more")
     return "\n".join(lines)
 
 
@@ -192,7 +214,7 @@ def load_scenario(
     elif isinstance(scenario, (str, Path)):
         path = preset_path(str(scenario))
         data = _load_file(path)
-        source = str(path)
+        source = display_path(path)
     else:
         raise ConfigError(
             f"scenario must be a name, path, mapping or ScenarioConfig (got {type(scenario).__name__})"

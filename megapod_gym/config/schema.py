@@ -13,15 +13,25 @@ All models forbid unknown keys and are frozen. Validation errors are re-raised b
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from megapod_gym.sim.layout import LEDGER_FIELDS
 
+# No figure of a site comes near 1e9 in its unit (kW, kWh, USD, minutes, ...); a larger value is a
+# typo or an attack, and up to it every product the simulator forms stays far from overflow.
+MAX_MAGNITUDE = 1e9
 Frac = Annotated[float, Field(ge=0.0, le=1.0)]
-PositiveFloat = Annotated[float, Field(gt=0.0)]
-NonNegFloat = Annotated[float, Field(ge=0.0)]
+PositiveFloat = Annotated[float, Field(gt=0.0, le=MAX_MAGNITUDE)]
+NonNegFloat = Annotated[float, Field(ge=0.0, le=MAX_MAGNITUDE)]
 Hour = Annotated[int, Field(ge=0, le=24)]
 Weekday = Annotated[int, Field(ge=0, le=6)]  # 0 = Monday
 Month = Annotated[int, Field(ge=1, le=12)]
@@ -31,9 +41,47 @@ ALL_MONTHS: tuple[int, ...] = tuple(range(1, 13))
 
 
 class StrictModel(BaseModel):
-    """Base: unknown keys are errors, instances are immutable, defaults are validated too."""
+    """Base: unknown keys are errors, instances are immutable, defaults are validated too, NaN and
+    infinities are refused everywhere, and a number field takes numbers only (``True`` or
+    ``"0.5"`` is an error, not 1.0 or 0.5)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and _wants_number(field.annotation):
+            _refuse_non_numbers(value, _wants_sequence(field.annotation))
+        return value
+
+
+_NUMERIC = (int, float)
+
+
+def _wants_number(annotation: Any) -> bool:
+    """True for ``float``/``int`` fields and sequences/optionals of them (not ``bool``)."""
+    if annotation in _NUMERIC:
+        return True
+    args = [a for a in get_args(annotation) if a is not type(None) and a is not Ellipsis]
+    return bool(args) and all(_wants_number(a) for a in args)
+
+
+def _wants_sequence(annotation: Any) -> bool:
+    return get_origin(annotation) in (tuple, list)
+
+
+def _refuse_non_numbers(value: Any, sequence: bool) -> None:
+    items = value if sequence and isinstance(value, (list, tuple)) else [value]
+    for i, v in enumerate(items):
+        if v is None and not sequence:
+            continue
+        if isinstance(v, (bool, str)):
+            kind = "a boolean" if isinstance(v, bool) else "a string"
+            where = f"element {i} " if sequence else ""
+            raise ValueError(f"{where}must be a number, not {kind}")
 
 
 class TimeWindow(StrictModel):
@@ -223,7 +271,8 @@ URBAN_PROFILE = (
 class EVConfig(StrictModel):
     """Arriving cars, their batteries and their patience."""
 
-    arrivals_per_day: NonNegFloat = 70.0  # sources §7: 70/day for 12 stalls (~5.8 per stall, D/E)
+    # <= 20,000 cars/day: the busiest charging sites see a few thousand a day
+    arrivals_per_day: Annotated[float, Field(ge=0.0, le=20_000.0)] = 70.0  # sources §7: 70/day for 12 stalls (~5.8 per stall, D/E)
     hourly_profile: tuple[NonNegFloat, ...] = URBAN_PROFILE  # sources §2d urban vector (E)
     weekday_factors: tuple[NonNegFloat, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)  # Mon..Sun
     fleet: tuple[VehicleModel, ...] = Field(default_factory=_default_fleet)
@@ -231,7 +280,7 @@ class EVConfig(StrictModel):
     arrival_soc: BetaSpec = BetaSpec(mean=0.35, sd=0.12, lo=0.03, hi=0.70)  # sources §2c urban (E)
     target_soc: BetaSpec = BetaSpec(mean=0.78, sd=0.07, lo=0.55, hi=0.95)  # sources §2c (E)
     patience_median_min: PositiveFloat = 5.0  # sources §2f: W_max median 5 min urban (E)
-    patience_sigma: NonNegFloat = 0.6  # sources §2f: lognormal spread of W_max (E)
+    patience_sigma: Annotated[float, Field(ge=0.0, le=5.0)] = 0.6  # sources §2f: lognormal spread of W_max (E)
     retail_peak_usd_per_kwh: NonNegFloat = 0.55  # sources §5b default retail peak (E)
     retail_offpeak_usd_per_kwh: NonNegFloat = 0.30  # sources §5b default retail off-peak (E)
     retail_peak_window: TimeWindow = TimeWindow(start_hour=11, end_hour=21)  # sources §2d/§5b

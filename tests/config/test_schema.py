@@ -48,7 +48,7 @@ MALFORMED: list[tuple[str, dict[str, Any], str, str]] = [
     ("unknown-key", {"battery": {"bogus_kw": 1}}, "battery.bogus_kw", r"unknown key"),
     ("unknown-section", {"chargerz": {"n_stalls": 4}}, "chargerz", r"unknown key"),
     ("unknown-nested-key", {"grid.import_limit": 1500}, "grid.import_limit", r"unknown key"),
-    ("wrong-type-int", {"chargers.n_stalls": "twelve"}, "chargers.n_stalls", r"valid integer"),
+    ("wrong-type-int", {"chargers.n_stalls": "twelve"}, "chargers.n_stalls", r"must be a number, not a string"),
     ("wrong-type-float", {"grid.import_limit_kw": [1500]}, "grid.import_limit_kw", r"valid number"),
     ("wrong-type-literal", {"ev_priority": "lenient"}, "ev_priority", r"'strict' or 'soft'"),
     ("negative-battery-capacity", {"battery.energy_kwh": -1.0}, "battery.energy_kwh",
