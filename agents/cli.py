@@ -129,10 +129,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "n_timesteps": args.total_timesteps,
         }
         cfg = load_train_config(args.config or DEFAULT_TRAIN_CONFIG, overrides)
-        out = out or Path("runs") / f"{cfg.algo}-{Path(cfg.scenario).stem}-seed{cfg.seed}"
+        out = out or default_run_folder(args.config or DEFAULT_TRAIN_CONFIG, cfg)
     metrics = train(cfg, out, resume=args.resume, reset_normalization=args.reset_normalization)
     print((out / "summary.txt").read_text())
     return 0 if metrics else 1
+
+
+def default_run_folder(config_path: str, cfg: TrainConfig) -> Path:
+    """``runs/<config>-<scenario>-s<seed>-<YYYYmmdd-HHMMSS>``: what ran, and when; never an
+    existing folder."""
+    import time
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{Path(config_path).stem}-{Path(cfg.scenario).stem}-s{cfg.seed}-{stamp}"
 
 
 def resume_conflicts(saved: TrainConfig, args: argparse.Namespace) -> None:

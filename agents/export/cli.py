@@ -62,7 +62,7 @@ def control_loop(controller: Any, stdin: TextIO | BinaryIO, stdout: TextIO) -> i
             continue
         try:
             try:
-                text = line.decode("utf-8") if isinstance(line, bytes) else line
+                text = (line.decode("utf-8") if isinstance(line, bytes) else line).strip()
             except UnicodeDecodeError as exc:
                 raise ValueError(
                     f"line {n} is not UTF-8 ({exc.reason} at byte {exc.start})"

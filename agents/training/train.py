@@ -456,5 +456,6 @@ def summary_text(cfg: TrainConfig, out: Path, metrics: dict[str, Any]) -> str:
     if "benchmark_table" in metrics:
         table = Path(metrics["benchmark_table"])
         lines += ["", table.read_text().strip(), "", f"comparison   {table.parent}/"]
-    lines.append(f"tensorboard  tensorboard --logdir {out / 'tb'}")
+    # the parent folder: TensorBoard then names the run "<run folder>/tb", not "."
+    lines.append(f"tensorboard  tensorboard --logdir {out.resolve().parent}")
     return "\n".join(lines)

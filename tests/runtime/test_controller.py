@@ -603,3 +603,22 @@ def test_control_loop_answers_every_malformed_record_class(
     assert replies[-1] == json.loads(
         json.dumps(PolicyController.load(policy).decide(sample_measurements))
     )
+
+
+def test_readme_control_example_is_the_committed_file_and_its_errors_are_real(
+    policy: Path,
+) -> None:
+    example = REPO / "configs" / "examples" / "measurements.jsonl"
+    readme = (REPO / "README.md").read_text()
+    assert "```text\n" + example.read_text() + "```" in readme  # shown verbatim, no placeholder
+    proc = subprocess.run(
+        [sys.executable, "-m", "agents.export.cli", "control", "--policy", str(policy)],
+        input=example.read_bytes(),
+        capture_output=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    replies = proc.stdout.decode().splitlines()
+    assert len(replies) == 3 and "grid_import_kw" in json.loads(replies[0])
+    for line in replies[1:]:  # the README's error lines are what the loop answers
+        assert line in readme

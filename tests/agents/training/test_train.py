@@ -333,3 +333,13 @@ def test_sigkill_mid_training_then_resume(tmp_path: Path) -> None:
     assert steps_a == steps_b >= target
     for pa, pb in zip(a.model.policy.parameters(), b.model.policy.parameters()):
         np.testing.assert_array_equal(pa.detach().numpy(), pb.detach().numpy())
+
+
+def test_default_run_folder_names_config_scenario_seed_and_time() -> None:
+    import re
+
+    from agents.cli import default_run_folder
+
+    folder = default_run_folder("configs/train/ppo-bc.yaml", tiny_cfg("ppo"))
+    assert re.fullmatch(r"ppo-bc-urban-12stall-bev-s0-\d{8}-\d{6}", folder.name), folder
+    assert folder.parent == Path("runs")
