@@ -19,42 +19,49 @@ def plot_episode(
 
     n = len(history["grid_import_kw"])
     hours = np.arange(n) * dt_h
-    fig, axes = plt.subplots(3, 1, figsize=(10, 7), sharex=True, height_ratios=[3, 1.2, 1.2])
+    fig, axes = plt.subplots(3, 1, figsize=(11, 7), sharex=True, height_ratios=[3, 1.2, 1.2])
     ax = axes[0]
     loads = [
         ("cars", history["ev_kw"], "#1f77b4"),
         ("compute", history["compute_kw"], "#ff7f0e"),
         ("battery charge", history["battery_charge_kw"], "#2ca02c"),
     ]
+    # the site's loads stacked underneath; what the grid and the battery supply drawn on top of them
     ax.stackplot(
         hours,
         *[v for _, v, _ in loads],
         labels=[n_ for n_, _, _ in loads],
         colors=[c for _, _, c in loads],
-        alpha=0.8,
+        alpha=0.75,
         step="post",
-    )
-    ax.plot(
-        hours,
-        history["grid_import_kw"],
-        color="k",
-        lw=1.0,
-        label="grid import",
-        drawstyle="steps-post",
+        zorder=1,
     )
     ax.plot(
         hours,
         history["battery_discharge_kw"],
         color="#d62728",
-        lw=1.0,
+        lw=1.2,
         label="battery discharge",
         drawstyle="steps-post",
+        zorder=4,
+    )
+    ax.plot(
+        hours,
+        history["grid_import_kw"],
+        color="k",
+        lw=1.4,
+        label="grid import",
+        drawstyle="steps-post",
+        zorder=5,
     )
     ax.set_ylabel("kW")
-    ax.legend(loc="upper left", fontsize=7, ncol=5)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.set_title(title)
-    axes[1].plot(hours, price_usd_per_kwh[:n], color="#9467bd", drawstyle="steps-post")
-    axes[1].set_ylabel("price $/kWh")
+    axes[1].plot(
+        hours, price_usd_per_kwh[:n], color="#9467bd", drawstyle="steps-post", label="price"
+    )
+    axes[1].set_ylabel("$/kWh")
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax2 = axes[2]
     ax2.plot(hours, history["battery_soc_frac"], color="#2ca02c", label="battery SoC")
     ax2.set_ylabel("SoC")
@@ -69,6 +76,15 @@ def plot_episode(
         drawstyle="steps-post",
     )
     ax3.set_ylabel("cars waiting")
+    handles = ax2.get_legend_handles_labels()[0] + ax3.get_legend_handles_labels()[0]
+    ax2.legend(
+        handles,
+        [h.get_label() for h in handles],
+        loc="upper left",
+        bbox_to_anchor=(1.08, 1.0),
+        fontsize=8,
+        frameon=False,
+    )
     ax2.set_xlabel("hours since episode start")
     fig.tight_layout()
     return fig

@@ -248,7 +248,7 @@ def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
 
 def write_outputs(result: BenchmarkResult, out_dir: str | Path, dt_h: float) -> dict[str, Path]:
     """Write the CSVs, the Markdown table and the plots; return their paths."""
-    from agents.evaluation.plots import plot_dispatch_day, plot_profit_breakdown
+    from agents.evaluation.plots import plot_day_profiles, plot_dispatch_day, plot_profit_breakdown
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -266,6 +266,9 @@ def write_outputs(result: BenchmarkResult, out_dir: str | Path, dt_h: float) -> 
         paths[f"breakdown_{scenario}"] = plot_profit_breakdown(
             runs, out / f"profit_breakdown_{scenario}.png", scenario
         )
+        profiles = plot_day_profiles(runs, dt_h, out / f"day_profiles_{scenario}.png", scenario)
+        if profiles is not None:
+            paths[f"day_profiles_{scenario}"] = profiles
         for r in runs:
             if r.history is not None and r.price_usd_per_kwh is not None:
                 history = {name: r.history[:, i] for i, name in enumerate(L.OUT_FIELDS)}

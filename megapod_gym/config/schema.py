@@ -272,7 +272,9 @@ class EVConfig(StrictModel):
     """Arriving cars, their batteries and their patience."""
 
     # <= 20,000 cars/day: the busiest charging sites see a few thousand a day
-    arrivals_per_day: Annotated[float, Field(ge=0.0, le=20_000.0)] = 70.0  # sources §7: 70/day for 12 stalls (~5.8 per stall, D/E)
+    arrivals_per_day: Annotated[float, Field(ge=0.0, le=20_000.0)] = (
+        70.0  # sources §7: 70/day for 12 stalls (~5.8 per stall, D/E)
+    )
     hourly_profile: tuple[NonNegFloat, ...] = URBAN_PROFILE  # sources §2d urban vector (E)
     weekday_factors: tuple[NonNegFloat, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)  # Mon..Sun
     fleet: tuple[VehicleModel, ...] = Field(default_factory=_default_fleet)
@@ -280,7 +282,9 @@ class EVConfig(StrictModel):
     arrival_soc: BetaSpec = BetaSpec(mean=0.35, sd=0.12, lo=0.03, hi=0.70)  # sources §2c urban (E)
     target_soc: BetaSpec = BetaSpec(mean=0.78, sd=0.07, lo=0.55, hi=0.95)  # sources §2c (E)
     patience_median_min: PositiveFloat = 5.0  # sources §2f: W_max median 5 min urban (E)
-    patience_sigma: Annotated[float, Field(ge=0.0, le=5.0)] = 0.6  # sources §2f: lognormal spread of W_max (E)
+    patience_sigma: Annotated[float, Field(ge=0.0, le=5.0)] = (
+        0.6  # sources §2f: lognormal spread of W_max (E)
+    )
     retail_peak_usd_per_kwh: NonNegFloat = 0.55  # sources §5b default retail peak (E)
     retail_offpeak_usd_per_kwh: NonNegFloat = 0.30  # sources §5b default retail off-peak (E)
     retail_peak_window: TimeWindow = TimeWindow(start_hour=11, end_hour=21)  # sources §2d/§5b
