@@ -22,7 +22,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agents.evaluation.rollout import eval_seeds, run_policy
-from agents.evaluation.score import bootstrap_ci, mean_ci, normalized_score, pct_of_optimum
+from agents.evaluation.score import (
+    bootstrap_ci,
+    format_pm,
+    format_with_ci,
+    mean_ci,
+    normalized_score,
+    pct_of_optimum,
+)
 from agents.policies.base import Policy
 from megapod_gym.config import ScenarioConfig, load_scenario
 from megapod_gym.scenario.trace import TraceSampler
@@ -218,14 +225,16 @@ def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in (r for r in summary if r["scenario"] == scenario):
-            score = _fmt(r.get("normalized_score", float("nan")))
-            lo, hi = (
-                r.get("normalized_score_ci_low", float("nan")),
-                r.get("normalized_score_ci_high", float("nan")),
+            nan = float("nan")
+            score = format_with_ci(
+                r.get("normalized_score", nan),
+                r.get("normalized_score_ci_low", nan),
+                r.get("normalized_score_ci_high", nan),
             )
-            ci = f" ({_fmt(lo)} – {_fmt(hi)})" if np.isfinite(lo) else ""
+            if r["policy"] in (GREEDY, OPTIMUM) and np.isfinite(r.get("normalized_score", nan)):
+                score = f"{r['normalized_score']:.1f}"  # 0 and 100 by definition
             lines.append(
-                f"| {r['policy']} | {score}{ci} | {_fmt(r['profit_usd'], ',.0f')} ± {_fmt(r['profit_usd_ci'], ',.0f')} | "
+                f"| {r['policy']} | {score} | {format_pm(r['profit_usd'], r['profit_usd_ci'], ',.0f')} | "
                 f"{_fmt(r.get('pct_of_optimum', float('nan')), '.2f')} | {_fmt(r['cars_served'])} | {_fmt(r['cars_balked'])} | "
                 f"{_fmt(r['mean_wait_min'], '.2f')} | {_fmt(r['peak_import_kw'], ',.0f')} | {_fmt(r['compute_kwh'] / 1000, '.1f')} | "
                 f"{_fmt(r['battery_cycles'], '.2f')} |"

@@ -19,7 +19,14 @@ import numpy as np
 
 from agents.evaluation.benchmark import write_csv
 from agents.evaluation.rollout import eval_seeds
-from agents.evaluation.score import bootstrap_ci, mean_ci, normalized_score, pct_of_optimum
+from agents.evaluation.score import (
+    bootstrap_ci,
+    format_pm,
+    format_with_ci,
+    mean_ci,
+    normalized_score,
+    pct_of_optimum,
+)
 from agents.policies.base import Policy
 from agents.policies.fleet_rules import FLEET_BASELINES, FleetPolicyContext
 from megapod_gym.config.fleet import FleetConfig, load_fleet
@@ -173,7 +180,7 @@ def fleet_markdown(benches: Sequence[FleetBenchmark]) -> str:
     for b in benches:
         for r in b.summary():
             score = (
-                f"{r['normalized_score']:.1f} ({r['score_ci_low']:.1f}, {r['score_ci_high']:.1f})"
+                format_with_ci(r["normalized_score"], r["score_ci_low"], r["score_ci_high"])
                 if "normalized_score" in r
                 else "—"
             )
@@ -188,7 +195,7 @@ def fleet_markdown(benches: Sequence[FleetBenchmark]) -> str:
                 kp = "— | — | — | — | —"
             lines.append(
                 f"| {r['fleet']} | {r['policy']} | {score} | {pct} | "
-                f"{r['profit_usd']:,.0f} ± {r['profit_ci_usd']:,.0f} | {kp} |"
+                f"{format_pm(r['profit_usd'], r['profit_ci_usd'], ',.0f')} | {kp} |"
             )
     return "\n".join(lines)
 

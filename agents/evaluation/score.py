@@ -73,3 +73,22 @@ def mean_ci(values: np.ndarray) -> tuple[float, float]:
     }
     q = t_table.get(n, 2.0 if n <= 30 else 1.96)
     return float(values.mean()), q * float(values.std(ddof=1)) / np.sqrt(n)
+
+
+def format_with_ci(value: float, low: float, high: float, spec: str = ".1f") -> str:
+    """``"12.3 (10.1 – 14.2)"``; ``"12.3 (n = 1)"`` when the interval is undefined because there
+    is one sample; ``"–"`` for an undefined value."""
+    if not np.isfinite(value):
+        return "–"
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return f"{value:{spec}} (n = 1)"
+    return f"{value:{spec}} ({low:{spec}} – {high:{spec}})"
+
+
+def format_pm(value: float, half_width: float, spec: str = ".1f") -> str:
+    """``"12.3 ± 1.2"``; ``"12.3 (n = 1)"`` when one sample leaves the half-width undefined."""
+    if not np.isfinite(value):
+        return "–"
+    if not np.isfinite(half_width):
+        return f"{value:{spec}} (n = 1)"
+    return f"{value:{spec}} ± {half_width:{spec}}"
