@@ -50,6 +50,8 @@ DEFAULT_POLICIES: tuple[str, ...] = (
 KPI_COLUMNS: tuple[str, ...] = (
     "cars_served",
     "cars_balked",
+    "balk_rate",
+    "stall_utilization",
     "mean_wait_min",
     "peak_import_kw",
     "compute_kwh",
@@ -221,8 +223,8 @@ def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
         lines += [
             f"### {scenario}",
             "",
-            "| policy | normalized score (95 % CI) | profit $ (± 95 % CI) | % of optimum | cars served | balked | mean wait min | peak import kW | compute MWh | battery cycles |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| policy | normalized score (95 % CI) | profit $ (± 95 % CI) | % of optimum | cars served | balked | stall utilization % | mean wait min | peak import kW | compute MWh | battery cycles |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in (r for r in summary if r["scenario"] == scenario):
             nan = float("nan")
@@ -236,6 +238,7 @@ def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
             lines.append(
                 f"| {r['policy']} | {score} | {format_pm(r['profit_usd'], r['profit_usd_ci'], ',.0f')} | "
                 f"{_fmt(r.get('pct_of_optimum', float('nan')), '.2f')} | {_fmt(r['cars_served'])} | {_fmt(r['cars_balked'])} | "
+                f"{_fmt(100 * r['stall_utilization'])} | "
                 f"{_fmt(r['mean_wait_min'], '.2f')} | {_fmt(r['peak_import_kw'], ',.0f')} | {_fmt(r['compute_kwh'] / 1000, '.1f')} | "
                 f"{_fmt(r['battery_cycles'], '.2f')} |"
             )

@@ -110,7 +110,10 @@ def run_policy(
     peak = np.zeros(len(seeds))
     clipped = np.zeros(len(seeds))
     history = np.zeros((T, L.N_OUT)) if record_history else None
+    occupied = np.zeros(len(seeds))  # sum over steps of the share of stalls with a car
+    i_occupied = L.MEAS_INDEX["stalls_occupied_frac"]
     for t in range(T):
+        occupied += venv.sim.meas[:, i_occupied]
         actions = np.asarray(policy.act(obs), dtype=np.float32)
         obs, _, _, _, info = venv.step(actions)
         out = venv.sim.out
@@ -120,7 +123,10 @@ def run_policy(
         if history is not None:
             history[t] = out[0]
     rows = summarize(totals, peak, venv.sim.kpis(), venv.config, venv.sim.dt_h)
-    for row, seed, c in zip(rows, seeds, clipped.tolist()):
+    for row, seed, c, occ in zip(rows, seeds, clipped.tolist(), (occupied / T).tolist()):
         row["seed"] = seed
         row["action_clipped_steps"] = c
+        row["stall_utilization"] = occ  # time-average share of stalls occupied
+        arrived = row["cars_arrived"]
+        row["balk_rate"] = row["cars_balked"] / arrived if arrived > 0 else 0.0
     return EpisodeRun(rows, history, trace.price_usd_per_kwh[0] if record_history else None)

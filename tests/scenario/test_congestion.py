@@ -1,0 +1,46 @@
+"""The congested scenarios: queues bind where the calibration says they do (greedy rule, held-out
+days), and the utilization of the busy urban site lands in the cited range (sources §2e)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.evaluation.rollout import eval_seeds, run_policy
+from agents.policies.registry import make_policy
+from megapod_gym.config import load_scenario
+from megapod_gym.sim import layout as L
+
+
+def greedy_kpis(name: str, days: int) -> dict[str, float]:
+    config = load_scenario(name)
+    run = run_policy(make_policy("greedy"), config, eval_seeds(days), record_history=True)
+    rows = run.rows
+    assert run.history is not None
+    return {
+        "utilization": float(np.mean([r["stall_utilization"] for r in rows])),
+        "mean_wait_min": float(np.mean([r["mean_wait_min"] for r in rows])),
+        "balk_rate": float(np.mean([r["balk_rate"] for r in rows])),
+        # cars waiting at the worst step of the first day (car-minutes / step minutes)
+        "max_queue": float(run.history[:, L.OUT_INDEX["wait_min"]].max())
+        / config.episode.step_min,
+    }
+
+
+@pytest.mark.slow
+def test_busy_urban_site_is_in_the_cited_utilization_range_and_queues_at_peaks() -> None:
+    k = greedy_kpis("urban-busy", 10)
+    assert 0.20 <= k["utilization"] <= 0.40, k  # busy urban and corridor sites: 20-40 %
+    assert k["balk_rate"] > 0.0 and k["max_queue"] >= 2, k
+
+
+@pytest.mark.slow
+def test_holiday_peak_builds_lines_of_dozens_of_cars() -> None:
+    k = greedy_kpis("highway-holiday-peak", 10)
+    assert k["max_queue"] >= 20 and k["mean_wait_min"] > 2.0 and k["balk_rate"] > 0.02, k
+
+
+def test_the_average_days_stay_uncongested() -> None:
+    for name in ("urban-12stall-bev", "highway-64stall"):
+        k = greedy_kpis(name, 2)
+        assert k["utilization"] < 0.15 and k["balk_rate"] == 0.0, (name, k)
