@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -126,12 +127,12 @@ class PretrainSettings(BaseModel):
 class TrainConfig(BaseModel):
     """A validated training run configuration."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=False)
     algo: Literal["ppo", "a2c", "sac", "td3", "recurrent_ppo"]
     scenario: str = DEFAULT_SCENARIO
     config_overrides: dict[str, Any] = Field(default_factory=dict)
     seed: int = Field(0, ge=0, lt=TRAIN_SEED_LIMIT)
-    n_timesteps: int = Field(100_000, ge=1)
+    n_timesteps: int = Field(100_000, ge=1, le=10**10)
     n_envs: int = Field(8, ge=1, le=4096)
     vec_env: Literal["native", "subproc", "dummy"] = "native"
     policy: str = "MlpPolicy"
@@ -157,7 +158,27 @@ class TrainConfig(BaseModel):
     @field_validator("n_timesteps", mode="before")
     @classmethod
     def _float_ok(cls, v: Any) -> Any:
-        return int(float(v)) if isinstance(v, (str, float)) else v
+        if isinstance(v, bool):
+            raise ValueError("must be a number, not a boolean")
+        if isinstance(v, str) and _SCI_NUMBER.match(v.strip()):
+            v = float(v)  # "1e6": PyYAML reads YAML 1.1 scientific notation as a string
+        if isinstance(v, float) and math.isfinite(v) and v == int(v):
+            return int(v)
+        return v
+
+    @field_validator("seed", "n_envs", "checkpoint_freq", "torch_threads", mode="before")
+    @classmethod
+    def _no_bool(cls, v: Any) -> Any:
+        if isinstance(v, bool):
+            raise ValueError("must be an integer, not a boolean")
+        return v
+
+    @field_validator("hyperparams")
+    @classmethod
+    def _hyperparam_ranges(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key, value in v.items():
+            check_hyperparameter(key, value)
+        return v
 
     @field_validator("normalize")
     @classmethod
@@ -228,6 +249,50 @@ class TrainConfig(BaseModel):
         if pk:
             kw["policy_kwargs"] = pk
         return kw
+
+
+_SCI_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+# Ranges of the hyperparameters whose bad values SB3 would accept silently (and train on with a
+# negative learning rate or a discount above 1): (low, high, low inclusive, integer).
+HYPERPARAM_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "learning_rate": (0.0, 1.0, False, False),
+    "gamma": (0.0, 1.0, True, False),
+    "gae_lambda": (0.0, 1.0, True, False),
+    "clip_range": (0.0, 10.0, False, False),
+    "target_kl": (0.0, 10.0, False, False),
+    "ent_coef": (0.0, 10.0, True, False),
+    "vf_coef": (0.0, 100.0, True, False),
+    "max_grad_norm": (0.0, 1e6, False, False),
+    "tau": (0.0, 1.0, False, False),
+    "n_steps": (1, 1e7, True, True),
+    "batch_size": (1, 1e7, True, True),
+    "n_epochs": (1, 1e4, True, True),
+    "buffer_size": (1, 1e9, True, True),
+    "learning_starts": (0, 1e10, True, True),
+    "gradient_steps": (-1, 1e6, True, True),
+    "policy_delay": (1, 1e4, True, True),
+}
+
+
+def check_hyperparameter(key: str, value: Any) -> None:
+    """Refuse a non-finite, boolean or out-of-range value of a known hyperparameter (schedules like
+    ``lin_3e-4`` and SAC's ``ent_coef: auto`` are checked where they are resolved)."""
+    if isinstance(value, bool):
+        if key in HYPERPARAM_RANGES:
+            raise ValueError(f"{key}: must be a number, not a boolean")
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{key}: must be finite (got {value})")
+    if key not in HYPERPARAM_RANGES or not isinstance(value, (int, float)):
+        return
+    low, high, low_inclusive, integer = HYPERPARAM_RANGES[key]
+    if integer and value != int(value):
+        raise ValueError(f"{key}: must be an integer (got {value})")
+    ok = (value >= low if low_inclusive else value > low) and value <= high
+    if not ok:
+        bracket = "[" if low_inclusive else "("
+        raise ValueError(f"{key}: {value!r} is outside {bracket}{low:g}, {high:g}]")
 
 
 def linear_schedule(spec: str, key: str) -> Callable[[float], float]:

@@ -22,8 +22,7 @@ def greedy_kpis(name: str, days: int) -> dict[str, float]:
         "mean_wait_min": float(np.mean([r["mean_wait_min"] for r in rows])),
         "balk_rate": float(np.mean([r["balk_rate"] for r in rows])),
         # cars waiting at the worst step of the first day (car-minutes / step minutes)
-        "max_queue": float(run.history[:, L.OUT_INDEX["wait_min"]].max())
-        / config.episode.step_min,
+        "max_queue": float(run.history[:, L.OUT_INDEX["wait_min"]].max()) / config.episode.step_min,
     }
 
 

@@ -343,3 +343,27 @@ def test_default_run_folder_names_config_scenario_seed_and_time() -> None:
     folder = default_run_folder("configs/train/ppo-bc.yaml", tiny_cfg("ppo"))
     assert re.fullmatch(r"ppo-bc-urban-12stall-bev-s0-\d{8}-\d{6}", folder.name), folder
     assert folder.parent == Path("runs")
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"learning_rate": float("nan")}, "learning_rate: must be finite"),
+        ({"learning_rate": -1e-3}, r"learning_rate: -0.001 is outside \(0, 1\]"),
+        ({"gamma": 2.0}, r"gamma: 2.0 is outside \[0, 1\]"),
+        ({"ent_coef": float("inf")}, "ent_coef: must be finite"),
+        ({"batch_size": 0}, "batch_size: 0 is outside"),
+        ({"n_steps": 2.5}, "n_steps: must be an integer"),
+        ({"n_envs": True}, "n_envs: must be an integer, not a boolean"),
+        ({"seed": True}, "seed: must be an integer, not a boolean"),
+        ({"n_timesteps": 10**20}, "n_timesteps"),
+        ({"eval": {"freq": float("inf")}}, "eval.freq"),
+    ],
+)
+def test_bad_hyperparameters_are_refused(bad: dict, message: str) -> None:
+    with pytest.raises(TrainConfigError, match=message):
+        parse_train_config({"algo": "ppo", **bad}, "test")
+
+
+def test_scientific_notation_timesteps_are_read() -> None:
+    assert parse_train_config({"algo": "ppo", "n_timesteps": "1e6"}, "t").n_timesteps == 1_000_000
