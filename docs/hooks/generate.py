@@ -82,6 +82,7 @@ GENERATORS = {
     "observation-features": observation_features,
     "scenarios": scenarios,
     "learning-table": results("results_learning_2*.md"),
+    "learning-table-dagger": results("results_learning_dagger_*.md"),
     "learning-levers": results("results_learning_levers_*.md"),
     "cloning-levers": results("results_cloning_*.md"),
 }
