@@ -95,3 +95,29 @@ def test_every_cited_section_exists() -> None:
     assert not missing, "cited sections missing from docs/sources.md: " + "; ".join(
         f"§{n} (cited at {', '.join(where[:3])})" for n, where in sorted(missing.items())
     )
+
+
+# repository paths cited in prose: `configs/...`, (docs/...), experiments/... and friends
+PATH_CITE = re.compile(
+    r"(?<![\w/.-])((?:configs|docs|experiments|megapod_gym|agents|tests|\.ci)/[\w./-]*[\w])"
+)
+# paths that name what a run writes, not a file of the repository
+GENERATED = ("experiments/runs/", "experiments/results_learning_<")
+
+
+def test_every_path_cited_in_readme_docs_and_configs_exists() -> None:
+    sources = [REPO / "README.md", REPO / "CHANGELOG.md", *sorted((REPO / "docs").glob("*.md"))]
+    sources += sorted((REPO / "configs").rglob("*.yaml"))
+    sources += sorted((REPO / "megapod_gym" / "presets").rglob("*.yaml"))
+    missing = []
+    for path in sources:
+        for lineno, line in enumerate(_read(path).splitlines(), 1):
+            for m in PATH_CITE.finditer(line):
+                cited = m.group(1).rstrip(".")
+                if cited.startswith(GENERATED) or any(c in cited for c in "*<>{}"):
+                    continue
+                if re.fullmatch(r"megapod_gym/Megapod\w+-v\d+", cited):  # a Gymnasium env id
+                    continue
+                if not (REPO / cited).exists():
+                    missing.append(f"{path.relative_to(REPO)}:{lineno}: {cited}")
+    assert not missing, "cited paths that do not exist:\n" + "\n".join(missing)

@@ -1,7 +1,7 @@
 """Hindsight LP optimum of a **fleet** of sites sharing one pool of training jobs.
 
 ``solve_fleet_hindsight(fleet, trace)`` stacks the K single-site hindsight LPs of
-:mod:`agents.optim.site_lp` (``strict`` EV mode, as :func:`agents.oracle.solve_hindsight` builds them
+:mod:`agents.optim.site_lp` (``strict`` EV mode, as :func:`agents.optim.oracle.solve_hindsight` builds them
 per site from ``trace.sites.site(k)``) block-diagonally into one HiGHS model and couples them
 through the job pool. Its value is an upper bound on the episode's fleet profit
 (``FleetSimulator.totals["fleet_total_usd"]``) of any dispatcher and site controllers, up to the
@@ -433,7 +433,7 @@ def solve_fleet_hindsight(
     3. with ``lazy``, refinement rounds: the exact tangent at the fleet solution's IT fraction is
        added wherever a site's training work or inference served exceeds the exact hull by more
        than ``refine_tol`` (x IT kWh of the step for training, as in
-       :func:`agents.site_lp.solve_site_lp`), and the fleet LP is re-solved warm. Rounds stop
+       :func:`agents.optim.site_lp.solve_site_lp`), and the fleet LP is re-solved warm. Rounds stop
        when the objective value of all excess over the exact hulls (a bound on how much further
        refinement could still lower the value, see :func:`_refinement_rows`) is at most
        ``gap_tol_rel`` x |value|, when no step exceeds ``refine_tol``, or after ``max_rounds``.
@@ -454,7 +454,7 @@ def solve_fleet_hindsight(
     threads
         HiGHS threads.
     n_lines, n_grid
-        Envelope resolution (:func:`agents.site_lp.compute_envelopes`): tangents per step, and
+        Envelope resolution (:func:`agents.optim.site_lp.compute_envelopes`): tangents per step, and
         lines and grid points where the training curve is not concave.
     lazy, refine_tol, gap_tol_rel, max_rounds
         Refinement rounds (above).
@@ -468,7 +468,7 @@ def solve_fleet_hindsight(
     ------
     ValueError
         On a trace of another shape, a ``soft`` EV-priority site, or cars cut in a site's
-        reference run (:func:`agents.oracle.reference_ev_run`).
+        reference run (:func:`agents.optim.oracle.reference_ev_run`).
     RuntimeError
         If HiGHS does not report an optimal solution.
     """

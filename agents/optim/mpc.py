@@ -44,7 +44,7 @@ NumPy and passes it in (5-30 ms on average over a shipped 1-day episode of 288 f
 refinement rounds of the compute envelopes included; about twice the former 4-h window's time).
 
 ``perfect_forecast=True`` uses the realized trace instead (prices, temperature, inference demand)
-and the exact EV load (from :func:`agents.oracle.reference_ev_run`); with a horizon covering the
+and the exact EV load (from :func:`agents.optim.oracle.reference_ev_run`); with a horizon covering the
 episode it reproduces the hindsight optimum. In ``soft`` EV-priority mode MPC leaves the cars
 uncapped (cars first) and optimises compute and battery around them.
 """
@@ -133,9 +133,9 @@ class MPCPolicy:
     shortfall_penalty_usd_per_kwh
         Price of the LP's slack on the site balance (forecast EV load it cannot carry).
     n_lines
-        Lines per compute-value envelope (see :func:`agents.site_lp.compute_envelopes`).
+        Lines per compute-value envelope (see :func:`agents.optim.site_lp.compute_envelopes`).
     refine_tol
-        Tolerance of the lazy envelope refinement (see :func:`agents.site_lp.solve_site_lp`).
+        Tolerance of the lazy envelope refinement (see :func:`agents.optim.site_lp.solve_site_lp`).
     price_persistence
         Let the observed real-time price deviation from the forecast fade (AR(1)) rather than
         vanish after the current step.

@@ -19,7 +19,7 @@ relaxation of the simulator:
     replay and MPC plan that discharge explicitly).
 
 ``soft`` EV-priority mode
-    EV charging is a decision: per-car DC energy variables (:class:`agents.site_lp.CarBlock`).
+    EV charging is a decision: per-car DC energy variables (:class:`agents.optim.site_lp.CarBlock`).
     Each car may take energy from its arrival step on, up to its target energy, at a power per
     step capped by the stall kW and by the concave upper envelope of its acceptance curve x
     power scale (evaluated at the SoC that bounds the step's mean SoC); revenue per DC kWh.
@@ -34,9 +34,9 @@ Relaxations (each can only raise the LP value above what the simulator can reach
   (inference first, then training with what is left, SLA penalty on unmet inference, nothing
   while paused). Every line is >= the function everywhere on ``{standby} U [floor, 1]``: exact
   tangents of the concave curve plus the line from the standby point, refined lazily where the
-  LP's solution needs them (:func:`agents.site_lp.solve_site_lp`), or, where the training curve
+  LP's solution needs them (:func:`agents.optim.site_lp.solve_site_lp`), or, where the training curve
   is not concave, grid secants raised by their excess plus a bound on the between-grid error
-  (:func:`agents.site_lp.compute_envelopes`). The two envelopes (training, inference) are
+  (:func:`agents.optim.site_lp.compute_envelopes`). The two envelopes (training, inference) are
   separate, which can only loosen the bound;
 * the battery may charge and discharge in the same step; grid import and export may both be
   positive in the same step;
