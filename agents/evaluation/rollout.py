@@ -123,10 +123,14 @@ def run_policy(
         if history is not None:
             history[t] = out[0]
     rows = summarize(totals, peak, venv.sim.kpis(), venv.config, venv.sim.dt_h)
-    for row, seed, c, occ in zip(rows, seeds, clipped.tolist(), (occupied / T).tolist()):
+    dates = [str(d) for d in trace.start_date]
+    for row, seed, c, occ, date in zip(
+        rows, seeds, clipped.tolist(), (occupied / T).tolist(), dates
+    ):
         row["seed"] = seed
         row["action_clipped_steps"] = c
         row["stall_utilization"] = occ  # time-average share of stalls occupied
+        row["start_date"] = date  # the local date of step 0 (for replayed data: the recorded day)
         arrived = row["cars_arrived"]
         row["balk_rate"] = row["cars_balked"] / arrived if arrived > 0 else 0.0
     return EpisodeRun(rows, history, trace.price_usd_per_kwh[0] if record_history else None)

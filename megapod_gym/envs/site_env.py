@@ -243,6 +243,8 @@ class MegapodSiteEnv(gym.Env[np.ndarray, np.ndarray]):
         info["wait_min_total"] = wait
         info["mean_wait_min"] = wait / max(arrived, 1.0)
         info["step"] = int(self.sim.istate[0, L.I_T])
+        if self.trace is not None:  # the (replayed or synthetic) local date of step 0, a number
+            info["start_date_yyyymmdd"] = int(str(self.trace.start_date[0]).replace("-", ""))
         return info
 
     # ---------------------------------------------------------------------------- render

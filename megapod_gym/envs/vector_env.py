@@ -60,6 +60,7 @@ class MegapodVectorEnv(VectorEnv):
         self.num_envs = num_envs
         self.render_mode = None
         self.sampler = TraceSampler(self.config)
+        self._start_yyyymmdd = np.zeros(num_envs, dtype=np.int64)  # local date of each's step 0
         self.sim = SiteSimulator(self.config, batch_size=num_envs)
         self.encoder = make_encoder(self.config)
         self.decoder = make_decoder(self.config)
@@ -85,7 +86,9 @@ class MegapodVectorEnv(VectorEnv):
 
     # ------------------------------------------------------------------------------- core
     def _reset_sites(self, idx: np.ndarray, trace_seeds: Sequence[int]) -> None:
-        self.sim.reset(self.sampler.sample(trace_seeds), sites=idx)
+        trace = self.sampler.sample(trace_seeds)
+        self.sim.reset(trace, sites=idx)
+        self._start_yyyymmdd[idx] = [int(str(d).replace("-", "")) for d in trace.start_date]
 
     def _next_trace_seeds(self, idx: np.ndarray) -> list[int]:
         """Trace seeds for sites reset without an explicit seed (as the single env draws them)."""
@@ -114,6 +117,8 @@ class MegapodVectorEnv(VectorEnv):
             info["_" + key] = mask
         info["step"] = self.sim.t.copy()
         info["_step"] = mask
+        info["start_date_yyyymmdd"] = self._start_yyyymmdd.copy()
+        info["_start_date_yyyymmdd"] = mask
         return info
 
     # -------------------------------------------------------------------------------- API

@@ -19,7 +19,7 @@ from megapod_gym.scenario.arrivals import CarArrivals, arrival_rate_per_h, sampl
 from megapod_gym.scenario.calendar import Calendar, make_calendar, window_mask
 from megapod_gym.scenario.noise import ar1_series
 from megapod_gym.scenario.prices import realtime_price, tou_price
-from megapod_gym.scenario.replay import ReplayData, load_replay
+from megapod_gym.scenario.replay import ReplayData, ReplayError, load_replay
 
 # Trace seeds >= HELD_OUT_SEED_BASE are held out for evaluation: environments reset without a seed
 # draw their trace seeds below it, so training never sees an evaluation day.
@@ -133,6 +133,41 @@ class TraceSampler:
             )
         self.replay: ReplayData | None = load_replay(config.replay) if _has_replay(config) else None
         self._start_days = self._candidate_start_days()
+        self.train_days, self.held_out_days = self._split_recorded_days()
+
+    def _split_recorded_days(self) -> tuple[list[dt.date], list[dt.date]]:
+        """(training start days, held-out start days) of replayed data: the last
+        ``replay.held_out_frac`` of the start days are held out, and a training episode never
+        touches a held-out day. Synthetic traces: every start day in both (the seed alone
+        separates training and evaluation)."""
+        days = self._start_days
+        if self.replay is None or self.config.replay.held_out_frac == 0.0:
+            return days, days
+        n_held = max(1, int(round(self.config.replay.held_out_frac * len(days))))
+        held = days[len(days) - n_held :]
+        ep = self.config.episode
+        episode_days = -(-self.n_steps * ep.step_min // (24 * 60))
+        train = [d for d in days if d + dt.timedelta(days=episode_days - 1) < held[0]]
+        if not train:
+            raise ReplayError(
+                f"replay: {len(days)} possible start days ({days[0]} to {days[-1]}) are too few to "
+                f"hold out {n_held} for evaluation and keep training days before them; give more "
+                "data or set replay.held_out_frac: 0 (no train/evaluation separation)"
+            )
+        return train, held
+
+    def replay_day(self, seed: int) -> dt.date:
+        """The recorded start day trace ``seed`` replays: evaluation seeds (>= HELD_OUT_SEED_BASE)
+        map to held-out days, others to training days; consecutive seeds visit every day of their
+        pool once per pass, in an order shuffled per pass (sampling without replacement)."""
+        pool, k = (
+            (self.held_out_days, seed - HELD_OUT_SEED_BASE)
+            if seed >= HELD_OUT_SEED_BASE
+            else (self.train_days, seed)
+        )
+        n = len(pool)
+        order = np.random.default_rng([k // n, n, 0x5EED]).permutation(n)
+        return pool[int(order[k % n])]
 
     def _candidate_start_days(self) -> list[dt.date]:
         ep = self.config.episode
@@ -174,6 +209,8 @@ class TraceSampler:
         seed %= 2**63
         T, H = self.n_steps, self.horizon_steps
         start = self._start_days[int(rng.integers(len(self._start_days)))]
+        if self.replay is not None:  # the draw above stays, so the rest of the stream is unchanged
+            start = self.replay_day(seed)
         if start_date is not None:
             start = start_date
         cal = make_calendar(start, T + H, ep.step_min, ep.start_min)

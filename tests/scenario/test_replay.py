@@ -450,3 +450,62 @@ def test_example_scenario_replays_through_trace_sampler() -> None:
         assert np.all(trace.car_arrival_step[b, :n] < T)
     again = sampler.sample([0, 1])
     np.testing.assert_array_equal(again.car_target_soc, trace.car_target_soc)
+
+
+def _long_price_file(tmp_path: Path, days: int) -> Path:
+    start = np.datetime64("2024-03-01T00:00")
+    stamps = start + np.arange(days * 24) * np.timedelta64(1, "h")
+    lines = ["timestamp,price_usd_per_kwh"] + [
+        f"{str(t).replace('T', ' ')},{0.10 + 0.01 * (i % 24)}" for i, t in enumerate(stamps)
+    ]
+    path = tmp_path / "prices.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_recorded_days_split_into_disjoint_train_and_held_out_sets(tmp_path: Path) -> None:
+    from megapod_gym.scenario.trace import HELD_OUT_SEED_BASE, TraceSampler
+
+    prices = _long_price_file(tmp_path, 21)
+    config = load_scenario(None, {"replay.prices_csv": str(prices), "replay.held_out_frac": 0.25})
+    sampler = TraceSampler(config)
+    train, held = set(sampler.train_days), set(sampler.held_out_days)
+    assert train and held and not train & held
+    assert max(train) < min(held)  # the last days are held out
+    # evaluation seeds replay held-out days only; training seeds training days only
+    test_days = {sampler.replay_day(HELD_OUT_SEED_BASE + i) for i in range(50)}
+    train_days = {sampler.replay_day(i) for i in range(200)}
+    assert test_days == held and train_days == train
+    # without replacement within a pass: n consecutive seeds visit n different days
+    n = len(sampler.train_days)
+    assert len({sampler.replay_day(i) for i in range(n)}) == n
+    assert len({sampler.replay_day(n + i) for i in range(n)}) == n
+    # the trace and the evaluation rows record the replayed day
+    trace = sampler.sample([HELD_OUT_SEED_BASE])
+    assert trace.start_date[0].astype(dt.date) == sampler.replay_day(HELD_OUT_SEED_BASE)
+    from agents.evaluation.rollout import run_policy
+    from agents.policies.registry import make_policy
+
+    rows = run_policy(make_policy("greedy"), config, [HELD_OUT_SEED_BASE, 3]).rows
+    assert rows[0]["start_date"] in {str(d) for d in held}
+    assert rows[1]["start_date"] in {str(d) for d in train}
+
+
+def test_too_few_recorded_days_for_a_split_is_an_error(tmp_path: Path) -> None:
+    from megapod_gym.scenario.replay import ReplayError
+    from megapod_gym.scenario.trace import TraceSampler
+
+    prices = _long_price_file(tmp_path, 1)  # one possible start day: nothing left to train on
+    config = load_scenario(None, {"replay.prices_csv": str(prices), "episode.days": 1})
+    with pytest.raises(ReplayError, match="held_out_frac"):
+        TraceSampler(config)
+    no_split = load_scenario(None, {"replay.prices_csv": str(prices), "replay.held_out_frac": 0.0})
+    assert TraceSampler(no_split).train_days == TraceSampler(no_split).held_out_days
+
+
+def test_env_info_names_the_start_date() -> None:
+    from megapod_gym.envs.site_env import MegapodSiteEnv
+
+    env = MegapodSiteEnv(config_overrides={"episode.days": 0.25})
+    _, info = env.reset(seed=0)
+    assert str(info["start_date_yyyymmdd"]) == str(env.trace.start_date[0]).replace("-", "")
