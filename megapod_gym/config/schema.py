@@ -559,6 +559,8 @@ class ReplayConfig(StrictModel):
     prices_csv: str | None = None  # columns: timestamp, price_usd_per_kwh
     temperature_csv: str | None = None  # columns: timestamp, ambient_c
     ev_sessions_csv: str | None = None  # columns: arrival_time, energy_kwh [, duration_min, ...]
+    # prices in another currency: multiply the file's values by this to get USD (e.g. EUR: 1.08)
+    price_to_usd: Annotated[float, Field(gt=0.0, le=1000.0)] = 1.0
     # share of the recorded start days held out for evaluation (the last ones): evaluation seeds
     # (>= 1,000,000) replay only those, training seeds only the days before them
     held_out_frac: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2

@@ -14,10 +14,16 @@ Timestamps are ISO 8601 (``2025-06-02T13:05:00``, ``2025-06-02 13:05``) in naive
 timestamp with a UTC offset (``...+02:00`` or ``...Z``) is accepted only if every row of the file
 has the same offset, which is then dropped (the file is read as local time of that offset).
 
-* prices: ``timestamp`` and exactly one of ``price_usd_per_kwh`` or ``price_usd_per_mwh`` (divided
-  by 1000). Any spacing (5-min, hourly, irregular); each sample holds until the next one.
-* temperature: ``timestamp``, ``ambient_c``.
-* EV sessions: ``arrival_time`` (required) and at least one of ``energy_kwh``, ``duration_min`` or
+The unit of every value column is in its name. A file ending in ``.gz`` is read through gzip.
+
+* prices: ``timestamp`` and exactly one of ``price_usd_per_kwh``, ``price_usd_per_mwh`` (divided
+  by 1000) or ``price_cents_per_kwh`` (divided by 100); a series in another currency is named as
+  if in USD and converted by ``replay.price_to_usd``. A series whose median exceeds 2 $/kWh after
+  conversion is refused as a probable unit error. Any spacing (5-min, hourly, irregular); each
+  sample holds until the next one.
+* temperature: ``timestamp`` and ``ambient_c`` or ``ambient_f``.
+* EV sessions: ``arrival_time`` (required) and at least one of ``energy_kwh`` (or ``energy_wh``;
+  a median session above 300 kWh is refused as a probable Wh column), ``duration_min`` or
   the pair ``arrival_soc`` + ``target_soc``; optional ``battery_kwh`` and ``patience_min``. Rows
   need not be sorted. Empty cells in optional columns mean "unknown" and are drawn from the
   scenario's :class:`~megapod_gym.config.schema.EVConfig` (see :meth:`ReplayData.cars_on`).
@@ -30,7 +36,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import math
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,11 +70,12 @@ MIN_GAP_LIMIT_S: int = 3600
 _S_PER_MIN = 60
 _S_PER_DAY = 86400
 
-_PRICE_COLUMNS = ("timestamp", "price_usd_per_kwh", "price_usd_per_mwh")
-_TEMPERATURE_COLUMNS = ("timestamp", "ambient_c")
+# a median session above this many kWh is a unit error (Wh), not a car
+SESSION_MEDIAN_PLAUSIBLE_KWH = 300.0
 _SESSION_COLUMNS = (
     "arrival_time",
     "energy_kwh",
+    "energy_wh",
     "duration_min",
     "battery_kwh",
     "arrival_soc",
@@ -560,8 +569,13 @@ class _Table:
         self.name = str(path)
         if not path.is_file():
             raise ReplayError(f"{self.name}: {what} file not found (row -, column -)")
+        opener = (
+            (lambda: gzip.open(path, "rt", encoding="utf-8-sig", newline=""))
+            if path.suffix == ".gz"
+            else (lambda: path.open("r", encoding="utf-8-sig", newline=""))
+        )
         try:
-            with path.open("r", encoding="utf-8-sig", newline="") as fh:
+            with opener() as fh:
                 reader = csv.reader(fh)
                 header: list[str] | None = None
                 rows: list[list[str]] = []
@@ -575,7 +589,7 @@ class _Table:
                         continue
                     rows.append(raw)
                     lines.append(reader.line_num)
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        except (OSError, UnicodeDecodeError, csv.Error, EOFError, zlib.error) as exc:
             raise ReplayError(
                 f"{self.name}: cannot read {what} file: {exc} (row -, column -)"
             ) from None
@@ -730,23 +744,38 @@ def _check_spacing(table: _Table, stamps: np.ndarray, column: str) -> None:
         )
 
 
-def _read_prices(path: Path) -> TimeSeries:
+# price columns and their factor to $/kWh (the currency factor of the config applies on top)
+PRICE_UNITS: dict[str, float] = {
+    "price_usd_per_kwh": 1.0,
+    "price_usd_per_mwh": 1e-3,
+    "price_cents_per_kwh": 1e-2,
+}
+# a $/kWh series whose median magnitude exceeds this is almost surely $/MWh or cents
+PRICE_MEDIAN_PLAUSIBLE_USD_PER_KWH = 2.0
+
+
+def _read_prices(path: Path, to_usd: float = 1.0) -> TimeSeries:
     table = _Table(path, "prices")
-    table.check_columns(_PRICE_COLUMNS, ("timestamp",))
-    has_kwh, has_mwh = "price_usd_per_kwh" in table.header, "price_usd_per_mwh" in table.header
-    if has_kwh == has_mwh:
+    table.check_columns(("timestamp", *PRICE_UNITS), ("timestamp",))
+    given = [c for c in PRICE_UNITS if c in table.header]
+    if len(given) != 1:
         raise ReplayError(
             f"{table.name}: row {table.header_line}, column 'price_usd_per_kwh': give exactly one "
-            f"of price_usd_per_kwh or price_usd_per_mwh (header has: {', '.join(table.header)})"
+            f"of {', '.join(PRICE_UNITS)} (header has: {', '.join(table.header)})"
         )
+    column = given[0]
+    factor = PRICE_UNITS[column] * to_usd
     table.need_rows(2)
     stamps = table.timestamps("timestamp")
     lo, hi = PRICE_RANGE_USD_PER_KWH
-    if has_kwh:
-        values = table.numbers("price_usd_per_kwh", lo, hi, unit=" $/kWh")
-    else:
-        values = (
-            table.numbers("price_usd_per_mwh", lo * 1000.0, hi * 1000.0, unit=" $/MWh") / 1000.0
+    unit = {"price_usd_per_kwh": "$/kWh", "price_usd_per_mwh": "$/MWh"}.get(column, "cents/kWh")
+    values = table.numbers(column, lo / factor, hi / factor, unit=f" {unit}") * factor
+    median = float(np.median(np.abs(values)))
+    if median > PRICE_MEDIAN_PLAUSIBLE_USD_PER_KWH:
+        raise ReplayError(
+            f"{table.name}: row -, column {column!r}: the median price is {median:.2f} $/kWh, "
+            "implausible for energy; is the series in $/MWh (name the column price_usd_per_mwh) "
+            "or cents (price_cents_per_kwh), or is replay.price_to_usd wrong?"
         )
     _check_spacing(table, stamps, "timestamp")
     return TimeSeries(stamps, values)
@@ -754,10 +783,21 @@ def _read_prices(path: Path) -> TimeSeries:
 
 def _read_temperature(path: Path) -> TimeSeries:
     table = _Table(path, "temperature")
-    table.check_columns(_TEMPERATURE_COLUMNS, _TEMPERATURE_COLUMNS)
+    table.check_columns(("timestamp", "ambient_c", "ambient_f"), ("timestamp",))
+    given = [c for c in ("ambient_c", "ambient_f") if c in table.header]
+    if len(given) != 1:
+        raise ReplayError(
+            f"{table.name}: row {table.header_line}, column 'ambient_c': give exactly one of "
+            f"ambient_c or ambient_f (header has: {', '.join(table.header)})"
+        )
     table.need_rows(2)
     stamps = table.timestamps("timestamp")
-    values = table.numbers("ambient_c", *TEMPERATURE_RANGE_C, unit=" deg C")
+    lo, hi = TEMPERATURE_RANGE_C
+    if given[0] == "ambient_c":
+        values = table.numbers("ambient_c", lo, hi, unit=" deg C")
+    else:
+        f_lo, f_hi = lo * 9 / 5 + 32, hi * 9 / 5 + 32
+        values = (table.numbers("ambient_f", f_lo, f_hi, unit=" deg F") - 32.0) * 5.0 / 9.0
     _check_spacing(table, stamps, "timestamp")
     return TimeSeries(stamps, values)
 
@@ -768,6 +808,7 @@ def _read_sessions(path: Path) -> SessionLog:
     header = table.header
     if not (
         "energy_kwh" in header
+        or "energy_wh" in header
         or "duration_min" in header
         or ("arrival_soc" in header and "target_soc" in header)
     ):
@@ -777,7 +818,22 @@ def _read_sessions(path: Path) -> SessionLog:
         )
     table.need_rows(1)
     arrival = table.timestamps("arrival_time")
-    energy = table.numbers("energy_kwh", 0.0, optional=True, unit=" kWh")
+    if "energy_kwh" in header and "energy_wh" in header:
+        raise ReplayError(
+            f"{table.name}: row {table.header_line}, column 'energy_wh': give energy_kwh or "
+            "energy_wh, not both"
+        )
+    if "energy_wh" in header:
+        energy = table.numbers("energy_wh", 0.0, optional=True, unit=" Wh") / 1000.0
+    else:
+        energy = table.numbers("energy_kwh", 0.0, optional=True, unit=" kWh")
+    known = energy[~np.isnan(energy)]
+    if known.size and float(np.median(known)) > SESSION_MEDIAN_PLAUSIBLE_KWH:
+        raise ReplayError(
+            f"{table.name}: row -, column 'energy_kwh': the median session energy is "
+            f"{float(np.median(known)):,.0f} kWh, implausible for one car; is the column in Wh "
+            "(name it energy_wh)?"
+        )
     duration = table.numbers("duration_min", 0.0, optional=True, unit=" min")
     battery = table.numbers("battery_kwh", 0.0, optional=True, lo_open=True, unit=" kWh")
     soc0 = table.numbers("arrival_soc", 0.0, 1.0, optional=True)
@@ -832,7 +888,7 @@ def load_replay(cfg: ReplayConfig) -> ReplayData:
     sessions = None
     if cfg.prices_csv is not None:
         sources["prices"] = cfg.prices_csv
-        prices = _read_prices(Path(cfg.prices_csv))
+        prices = _read_prices(Path(cfg.prices_csv), cfg.price_to_usd)
     if cfg.temperature_csv is not None:
         sources["temperature"] = cfg.temperature_csv
         temperature = _read_temperature(Path(cfg.temperature_csv))

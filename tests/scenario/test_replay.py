@@ -92,8 +92,9 @@ def test_mwh_prices_are_converted_to_kwh(tmp_path: Path) -> None:
 
 
 def test_horizon_past_the_data_repeats_previous_day(tmp_path: Path) -> None:
-    hourly = np.arange(48, dtype=float)  # two days, all hours distinct
-    data = prices_only(series_csv(tmp_path, "p.csv", "price_usd_per_kwh", hourly, 60))
+    hourly = np.arange(48, dtype=float)  # two days, all hours distinct (cents)
+    data = prices_only(series_csv(tmp_path, "p.csv", "price_cents_per_kwh", hourly, 60))
+    hourly = hourly / 100.0  # $/kWh
     day1 = (DAY0 + dt.timedelta(days=1)).date()
     out = data.series_on("prices", day1, 24 * 12 * 3, 5)  # day 1 + two days past the data
     last_day = np.repeat(hourly[24:], 12)
@@ -105,11 +106,11 @@ def test_horizon_past_the_data_repeats_previous_day(tmp_path: Path) -> None:
 
 def test_step_straddling_the_end_mixes_recorded_and_repeated(tmp_path: Path) -> None:
     # 30-min samples for a day and 15 min: covered until 24:30 (00:00 + 49 * 30 min).
-    values = np.arange(49, dtype=float)
-    data = prices_only(series_csv(tmp_path, "p.csv", "price_usd_per_kwh", values, 30))
+    values = np.arange(49, dtype=float)  # cents
+    data = prices_only(series_csv(tmp_path, "p.csv", "price_cents_per_kwh", values, 30))
     out = data.series_on("prices", DAY0.date(), 25, 60)
     # Hour 24: [24:00, 24:30) recorded value 48; [24:30, 25:00) repeats [00:30, 01:00) = 1.
-    assert out[24] == pytest.approx((48.0 + 1.0) / 2)
+    assert out[24] == pytest.approx((48.0 + 1.0) / 2 / 100.0)
 
 
 def test_series_before_first_sample_is_an_error(tmp_path: Path) -> None:
@@ -283,7 +284,7 @@ def test_unknown_column_lists_allowed_columns(tmp_path: Path) -> None:
 
 def test_misnamed_column_reports_unknown_and_missing(tmp_path: Path) -> None:
     path = write(tmp_path, "t.csv", ["timestamp,temperature", *GOOD_TEMPS])
-    with pytest.raises(ReplayError, match="'temperature'.*missing required column.*ambient_c"):
+    with pytest.raises(ReplayError, match="'temperature'.*unknown column.*ambient_c"):
         load_replay(ReplayConfig(temperature_csv=path))
 
 
@@ -509,3 +510,62 @@ def test_env_info_names_the_start_date() -> None:
     env = MegapodSiteEnv(config_overrides={"episode.days": 0.25})
     _, info = env.reset(seed=0)
     assert str(info["start_date_yyyymmdd"]) == str(env.trace.start_date[0]).replace("-", "")
+
+
+def test_declared_units_give_the_same_series(tmp_path: Path) -> None:
+    """$/MWh, cents/kWh, a currency factor and a gzipped file all read as the $/kWh series; a
+    $/kWh header on $/MWh values is refused; deg F and Wh convert."""
+    import gzip
+
+    usd = np.array([0.05, 0.12, -0.01, 0.30] * 6)
+    ref = prices_only(series_csv(tmp_path, "kwh.csv", "price_usd_per_kwh", usd, 60)).prices
+    for name, column, values, to_usd in [
+        ("mwh.csv", "price_usd_per_mwh", usd * 1000, 1.0),
+        ("cents.csv", "price_cents_per_kwh", usd * 100, 1.0),
+        ("eur.csv", "price_usd_per_kwh", usd / 1.08, 1.08),
+    ]:
+        path = series_csv(tmp_path, name, column, values, 60)
+        got = load_replay(ReplayConfig(prices_csv=path, price_to_usd=to_usd)).prices
+        np.testing.assert_allclose(got.values, ref.values, atol=1e-12)
+    plain = Path(series_csv(tmp_path, "z.csv", "price_usd_per_kwh", usd, 60))
+    gz = tmp_path / "z.csv.gz"
+    gz.write_bytes(gzip.compress(plain.read_bytes()))
+    np.testing.assert_allclose(prices_only(str(gz)).prices.values, ref.values)
+    wrong = series_csv(tmp_path, "wrong.csv", "price_usd_per_kwh", usd * 100, 60)  # cents
+    with pytest.raises(
+        ReplayError, match=r"median price is .* \$/kWh, implausible.*price_cents_per_kwh"
+    ):
+        prices_only(wrong)
+    temps_c = np.array([10.0, 20.0, 30.0] * 8)
+    c = load_replay(
+        ReplayConfig(temperature_csv=series_csv(tmp_path, "c.csv", "ambient_c", temps_c, 60))
+    )
+    f = load_replay(
+        ReplayConfig(
+            temperature_csv=series_csv(tmp_path, "f.csv", "ambient_f", temps_c * 9 / 5 + 32, 60)
+        )
+    )
+    np.testing.assert_allclose(f.temperature.values, c.temperature.values, atol=1e-9)
+
+
+def test_session_energy_in_wh(tmp_path: Path) -> None:
+    kwh = [32.5, 18.0, 41.2]
+    rows = [f"2025-06-02T{8 + i:02d}:00:00" for i in range(3)]
+    a = write(
+        tmp_path, "kwh.csv", ["arrival_time,energy_kwh", *[f"{t},{e}" for t, e in zip(rows, kwh)]]
+    )
+    b = write(
+        tmp_path,
+        "wh.csv",
+        ["arrival_time,energy_wh", *[f"{t},{e * 1000}" for t, e in zip(rows, kwh)]],
+    )
+    sa = load_replay(ReplayConfig(ev_sessions_csv=a)).sessions
+    sb = load_replay(ReplayConfig(ev_sessions_csv=b)).sessions
+    np.testing.assert_allclose(sa.energy_kwh, sb.energy_kwh)
+    wrong = write(
+        tmp_path,
+        "w.csv",
+        ["arrival_time,energy_kwh", *[f"{t},{e * 1000}" for t, e in zip(rows, kwh)]],
+    )
+    with pytest.raises(ReplayError, match="implausible for one car.*energy_wh"):
+        load_replay(ReplayConfig(ev_sessions_csv=wrong))
