@@ -569,3 +569,17 @@ def test_session_energy_in_wh(tmp_path: Path) -> None:
     )
     with pytest.raises(ReplayError, match="implausible for one car.*energy_wh"):
         load_replay(ReplayConfig(ev_sessions_csv=wrong))
+
+
+def test_replayed_prices_get_the_realtime_adder(tmp_path: Path) -> None:
+    from megapod_gym.scenario.trace import TraceSampler
+
+    prices = series_csv(tmp_path, "p.csv", "price_usd_per_kwh", [0.05] * 24 * 12, 60)
+    base = {"replay.prices_csv": prices, "replay.held_out_frac": 0.0}
+    tou = TraceSampler(load_scenario("urban-12stall-bev", base)).sample([0])
+    rt = TraceSampler(load_scenario("ercot-rt-summer", base)).sample([0])
+    T = rt.price_usd_per_kwh.shape[1]
+    adder = load_scenario("ercot-rt-summer").tariff.realtime_adder_usd_per_kwh
+    assert adder > 0
+    np.testing.assert_allclose(rt.price_usd_per_kwh[0], np.full(T, 0.05 + adder))
+    np.testing.assert_allclose(tou.price_usd_per_kwh[0], 0.05)  # a TOU tariff: the file as is
