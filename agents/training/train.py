@@ -384,15 +384,24 @@ def final_comparison(
 
     policy = load_trained_policy(out, name=f"{cfg.algo} (trained)")
     if is_fleet(cfg.scenario):
-        from agents.evaluation.fleet import run_fleet_benchmark, write_fleet_outputs
+        from tqdm.auto import tqdm
 
-        bench = run_fleet_benchmark(
-            load_fleet(out / "fleet.yaml"),
-            n_episodes=cfg.eval.test_episodes,
-            days=cfg.eval.days,
-            with_optimum=cfg.eval.with_oracle,
-            extra=[(policy.name, policy)],
+        from agents.evaluation.fleet import (
+            FLEET_BASELINES,
+            run_fleet_benchmark,
+            write_fleet_outputs,
         )
+
+        total = len(FLEET_BASELINES) + 1 + int(cfg.eval.with_oracle)
+        with tqdm(total=total, desc="final comparison", disable=not progress) as bar:
+            bench = run_fleet_benchmark(
+                load_fleet(out / "fleet.yaml"),
+                n_episodes=cfg.eval.test_episodes,
+                days=cfg.eval.days,
+                with_optimum=cfg.eval.with_oracle,
+                extra=[(policy.name, policy)],
+                progress=lambda name: (bar.set_postfix_str(name), bar.update(1)),
+            )
         return write_fleet_outputs([bench], out / "eval")["table"]
 
     def trained_run(folder: Path, name: str) -> Any:
