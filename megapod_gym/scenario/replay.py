@@ -247,7 +247,9 @@ class ReplayData:
         A date ``d`` qualifies when every present series has a sample at or before ``d 00:00`` and
         covers ``[d, d + n_steps * step_min)`` (a series covers up to its last sample + the spacing
         before it), and, if sessions are present, ``d`` and every day the episode touches lie
-        within ``[first arrival date, last arrival date]``.
+        within ``[first arrival date, last arrival date]`` and hold at least one recorded session
+        each (a day without any is a gap in the log and is skipped, never replayed as a day
+        without cars).
 
         Parameters
         ----------
@@ -304,7 +306,23 @@ class ReplayData:
                 + "; ".join(spans)
                 + (f"; files: {', '.join(self.sources.values())}" if self.sources else "")
             )
-        return [lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1)]
+        days = [lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1)]
+        if self.sessions is not None and len(self.sessions):
+            # a recorded day without a single session is a gap in the log, not a day without cars:
+            # episodes never start on (or run through) such a day (documented fill policy: skip)
+            with_cars = set(self.sessions.arrival.astype("datetime64[D]").tolist())
+            days = [
+                d
+                for d in days
+                if all(d + dt.timedelta(days=k) in with_cars for k in range(episode_days))
+            ]
+            if not days:
+                raise ReplayError(
+                    "replay: every possible start day runs through a day without a single recorded "
+                    "session (a gap in the session log)"
+                    + (f"; file: {self.sources['sessions']}" if "sessions" in self.sources else "")
+                )
+        return days
 
     # -------------------------------------------------------------------------------- resample
     def series_on(

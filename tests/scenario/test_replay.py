@@ -152,8 +152,9 @@ def test_start_days_intersect_prices_and_sessions(tmp_path: Path) -> None:
     sessions = write(
         tmp_path,
         "s.csv",
-        ["arrival_time,energy_kwh", "2025-06-03T08:00,30", "2025-06-05T12:00,20"],
-    )
+        ["arrival_time,energy_kwh", "2025-06-03T08:00,30", "2025-06-04T09:00,25",
+         "2025-06-05T12:00,20"],
+    )  # fmt: skip
     data = load_replay(ReplayConfig(prices_csv=prices, ev_sessions_csv=sessions))
     # Prices: Jun 2..4; sessions: Jun 3..5.
     assert data.start_days(288, 5) == [dt.date(2025, 6, 3), dt.date(2025, 6, 4)]
@@ -583,3 +584,20 @@ def test_replayed_prices_get_the_realtime_adder(tmp_path: Path) -> None:
     assert adder > 0
     np.testing.assert_allclose(rt.price_usd_per_kwh[0], np.full(T, 0.05 + adder))
     np.testing.assert_allclose(tou.price_usd_per_kwh[0], 0.05)  # a TOU tariff: the file as is
+
+
+def test_a_day_without_sessions_is_a_gap_never_a_day_without_cars(tmp_path: Path) -> None:
+    sessions = write(
+        tmp_path,
+        "s.csv",
+        ["arrival_time,energy_kwh", "2025-06-03T08:00,30", "2025-06-05T12:00,20",
+         "2025-06-06T10:00,22"],
+    )  # fmt: skip
+    data = load_replay(ReplayConfig(ev_sessions_csv=sessions))
+    assert dt.date(2025, 6, 4) not in data.start_days(288, 5)  # the gap
+    assert data.start_days(288, 5) == [
+        dt.date(2025, 6, 3),
+        dt.date(2025, 6, 5),
+        dt.date(2025, 6, 6),
+    ]
+    assert data.start_days(2 * 288, 5) == [dt.date(2025, 6, 5)]  # never runs through the gap
