@@ -152,6 +152,15 @@ class MegapodSiteEnv(gym.Env[np.ndarray, np.ndarray]):
     ``reset(options={"trace": trace})`` runs on a given one-row ``ExogenousTrace``.
     Scenarios: :func:`megapod_gym.scenario_names`.
 
+    ## Training agents
+
+    PPO from scratch loses to simple rules here: the control value is small beside day-to-day
+    profit noise, and energy stored at night pays off ~190 steps later. What works (README
+    "Training"): clone MPC from demonstrations on training days, with DAgger rounds, then fine-tune
+    with gamma = GAE lambda = 1, the day's end reported as termination, a small trust region and a
+    privileged critic: ``configs/train/ppo-dagger.yaml`` (or ``ppo-bc.yaml`` without DAgger).
+    Evaluate on the held-out seeds (>= 1,000,000) with the normalized score.
+
     ## Vectorized environment
 
     :class:`~megapod_gym.envs.vector_env.MegapodVectorEnv` steps N sites with the same compiled
