@@ -12,6 +12,7 @@ All models forbid unknown keys and are frozen. Validation errors are re-raised b
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -61,6 +62,7 @@ class StrictModel(BaseModel):
 _NUMERIC = (int, float)
 
 
+@functools.lru_cache(maxsize=None)
 def _wants_number(annotation: Any) -> bool:
     """True for ``float``/``int`` fields and sequences/optionals of them (not ``bool``)."""
     if annotation in _NUMERIC:
@@ -69,6 +71,7 @@ def _wants_number(annotation: Any) -> bool:
     return bool(args) and all(_wants_number(a) for a in args)
 
 
+@functools.lru_cache(maxsize=None)
 def _wants_sequence(annotation: Any) -> bool:
     return get_origin(annotation) in (tuple, list)
 

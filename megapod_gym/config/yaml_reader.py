@@ -12,6 +12,8 @@ On top of ``yaml.safe_load`` (no Python objects) it refuses, with one short line
 
 from __future__ import annotations
 
+import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +71,10 @@ class _ConfigLoader(yaml.SafeLoader):
 
 
 def read_config_yaml(path: str | Path) -> Any:
-    """The parsed document of ``path`` (``None`` for an empty file).
+    """The parsed document of ``path`` (``None`` for an empty file), a fresh copy each call.
+
+    Parsed documents are cached by path, size and modification time, so creating many
+    environments of one scenario parses its files once (an edited file is parsed again).
 
     Raises
     ------
@@ -77,6 +82,17 @@ def read_config_yaml(path: str | Path) -> Any:
         Naming the file and the problem: unreadable, too large, not UTF-8, not valid YAML,
         a duplicate key, an alias or too deep nesting.
     """
+    p = Path(path)
+    try:
+        stat = p.stat()
+    except OSError as exc:
+        raise YamlConfigError(f"{p}: cannot read: {exc.strerror}") from None
+    return copy.deepcopy(_parse(str(p), stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(path: str, size: int, mtime_ns: int) -> Any:
+    """Read and parse ``path`` (size and mtime only key the cache)."""
     p = Path(path)
     try:
         raw = p.read_bytes()

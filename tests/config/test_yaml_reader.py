@@ -68,3 +68,16 @@ def test_long_error_lists_are_capped() -> None:
     with pytest.raises(ConfigError) as err:
         load_scenario("urban-12stall-bev", bad)
     assert len(str(err.value).splitlines()) <= 14
+
+
+def test_parsed_files_are_cached_but_never_shared_or_stale(tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / "c.yaml"
+    path.write_text("a: {b: 1}\n")
+    first = read_config_yaml(path)
+    first["a"]["b"] = 99  # a caller mutating its copy
+    assert read_config_yaml(path) == {"a": {"b": 1}}
+    path.write_text("a: {b: 2, c: 3}\n")  # edited (size changes)
+    os.utime(path, ns=(1, 2))
+    assert read_config_yaml(path) == {"a": {"b": 2, "c": 3}}
