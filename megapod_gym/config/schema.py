@@ -62,7 +62,7 @@ class StrictModel(BaseModel):
 _NUMERIC = (int, float)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _wants_number(annotation: Any) -> bool:
     """True for ``float``/``int`` fields and sequences/optionals of them (not ``bool``)."""
     if annotation in _NUMERIC:
@@ -71,7 +71,7 @@ def _wants_number(annotation: Any) -> bool:
     return bool(args) and all(_wants_number(a) for a in args)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _wants_sequence(annotation: Any) -> bool:
     return get_origin(annotation) in (tuple, list)
 
