@@ -1,6 +1,6 @@
 """The README's picture: one test day of greedy, the best rule, MPC and a trained agent side by side.
 
-    python experiments/day_profile_figure.py experiments/runs/ppo-dagger-urban-12stall-bev-s0
+python experiments/day_profile_figure.py experiments/runs/ppo-dagger-urban-12stall-bev-s0
 """
 
 from __future__ import annotations

@@ -219,7 +219,9 @@ class TraceSampler:
         # Energy prices ($/kWh) and the forecast the controller may use.
         if self.replay is not None and self.replay.prices is not None:
             price = self.replay.series_on("prices", start, T + H, ep.step_min)
-            if tariff.energy_price == "realtime":  # a replayed wholesale series + the delivery adder
+            if (
+                tariff.energy_price == "realtime"
+            ):  # a replayed wholesale series + the delivery adder
                 price = price + tariff.realtime_adder_usd_per_kwh
             forecast = price.copy()
         elif tariff.energy_price == "tou":
