@@ -84,7 +84,7 @@ def main() -> None:
         f"# What each lever is worth ({time.strftime('%Y-%m-%d')})",
         "",
         f"Command: `python experiments/learning_levers.py --config {args.config}"
-        + (f" --out {Path(args.out).relative_to(HERE.parent)}" if args.out else "")
+        + (f" --out {args.out}" if args.out else "")
         + "` (after `experiments/learning_table.py`).  ",
         "Normalized score on the table's test days; mean ± 95 % CI over training seeds. *clone* = "
         "behaviour cloning of the chosen teacher only (no RL); *fine-tuned* = after PPO "
