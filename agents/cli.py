@@ -268,15 +268,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="the main job: clone the best expert, fine-tune with PPO, compare "
-        "with every rule, MPC and the optimum on 30 test days",
+        help="the main job: clone MPC (with DAgger), fine-tune with PPO, compare with every "
+        "rule, MPC and the optimum on 30 test days",
     )
     p.add_argument("--out", default="runs/demo")
     p.add_argument(
         "--total-timesteps",
         type=int,
         default=None,
-        help="PPO env steps (default: 400,000)",
+        help="PPO env steps (default: 200,000)",
     )
     p.add_argument("--force", action="store_true", help="replace an existing runs/demo")
     p.set_defaults(func=_cmd_demo)

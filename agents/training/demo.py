@@ -1,7 +1,7 @@
 """``megapod demo``: the README's main job on the embedded default scenario.
 
-Clones the best expert (MPC on the default scenario) from demonstrations on training days,
-fine-tunes it with PPO, then benchmarks the
+Clones MPC from demonstrations on training days (with DAgger rounds), fine-tunes the clone with
+PPO, then benchmarks the
 validation-selected and the final model against every rule-based baseline, MPC, the oracle replay
 and the hindsight optimum on 30 held-out test days, and writes the table, plots and TensorBoard
 logs into the run folder.
@@ -15,12 +15,12 @@ from pathlib import Path
 from agents.training.config import parse_train_config
 from agents.training.train import train
 
-# The recommended recipe (same as configs/train/ppo-bc.yaml; a test keeps them equal): behaviour
-# cloning from the best expert on 128 training days, then PPO fine-tuning with gamma = lambda = 1,
-# the day's end as termination and a small trust region. The same config's urban seed-0 run in
-# experiments/results_learning_2026-12-02.md took ~3 min for demonstrations, cloning and training
-# on a busy 2-core machine; the demo adds the final comparison on 30 test days.
-DEMO_TIMESTEPS = 400_000
+# The recommended recipe (same as configs/train/ppo-dagger.yaml; a test keeps them equal): behaviour
+# cloning of MPC on 128 training days with two DAgger rounds, then PPO fine-tuning with gamma =
+# lambda = 1, the day's end as termination, a small trust region and a privileged critic. Its urban
+# runs in experiments/results_learning_dagger_2026-12-02.md took 5-6 min each (demonstrations,
+# cloning, DAgger, RL) on a busy 2-core machine; the demo adds the final comparison on 30 test days.
+DEMO_TIMESTEPS = 200_000
 DEMO_CONFIG = {
     "algo": "ppo",
     "scenario": "urban-12stall-bev",
@@ -36,21 +36,24 @@ DEMO_CONFIG = {
     "n_epochs": 10,
     "gamma": 1.0,
     "gae_lambda": 1.0,
-    "learning_rate": 1.0e-5,
+    "learning_rate": 1e-05,
     "clip_range": 0.05,
     "target_kl": 0.015,
     "ent_coef": 0.0,
-    "policy_kwargs": {"net_arch": [64, 64], "activation_fn": "tanh", "log_std_init": -2.0},
+    "policy_kwargs": {"net_arch": [256, 256], "activation_fn": "tanh", "log_std_init": -2.0},
     "pretrain": {
-        "expert": "auto",
+        "expert": "mpc",
         "n_days": 128,
         "noisy_frac": 0.5,
         "noise_std": 0.15,
-        "epochs": 30,
-        "critic_warmup_steps": 50_000,
+        "epochs": 100,
+        "dagger_rounds": 2,
+        "dagger_days": 64,
+        "dagger_epochs": 30,
+        "critic_warmup_steps": 50000,
     },
-    "eval": {"freq": 50_000, "n_episodes": 10, "test_episodes": 30, "days": 1},
-    "checkpoint_freq": 200_000,
+    "eval": {"freq": 50000, "n_episodes": 10, "test_episodes": 30, "days": 1},
+    "checkpoint_freq": 100000,
 }
 
 
