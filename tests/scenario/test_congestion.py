@@ -3,6 +3,8 @@ days), and the utilization of the busy urban site lands in the cited range (sour
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,9 @@ from agents.evaluation.rollout import eval_seeds, run_policy
 from agents.policies.registry import make_policy
 from megapod_gym.config import load_scenario
 from megapod_gym.sim import layout as L
+
+
+HOLIDAY = str(Path(__file__).resolve().parents[2] / "configs/examples/highway-holiday-peak.yaml")
 
 
 def greedy_kpis(name: str, days: int) -> dict[str, float]:
@@ -35,7 +40,7 @@ def test_busy_urban_site_is_in_the_cited_utilization_range_and_queues_at_peaks()
 
 @pytest.mark.slow
 def test_holiday_peak_builds_lines_of_dozens_of_cars() -> None:
-    k = greedy_kpis("highway-holiday-peak", 10)
+    k = greedy_kpis(HOLIDAY, 10)
     assert k["max_queue"] >= 20 and k["mean_wait_min"] > 2.0 and k["balk_rate"] > 0.02, k
 
 
