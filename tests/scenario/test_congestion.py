@@ -13,7 +13,6 @@ from agents.policies.registry import make_policy
 from megapod_gym.config import load_scenario
 from megapod_gym.sim import layout as L
 
-
 HOLIDAY = str(Path(__file__).resolve().parents[2] / "configs/examples/highway-holiday-peak.yaml")
 
 
