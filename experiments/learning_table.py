@@ -192,6 +192,7 @@ def main() -> None:
     command = (
         f"python experiments/learning_table.py --scenarios {' '.join(scenarios)} "
         f"--seeds {' '.join(map(str, args.seeds))} --test-days {args.test_days} --config {shown}"
+        + (f" --out {args.out}" if args.out else "")
     )
     results: list[dict] = []
     for scenario in scenarios:
