@@ -83,7 +83,8 @@ GENERATORS = {
     "scenarios": scenarios,
     "learning-table": results("results_learning_2*.md"),
     "learning-table-dagger": results("results_learning_dagger_*.md"),
-    "learning-levers": results("results_learning_levers_*.md"),
+    "learning-levers": results("results_learning_levers_2*.md"),
+    "learning-levers-dagger": results("results_learning_levers_dagger_*.md"),
     "cloning-levers": results("results_cloning_*.md"),
 }
 
