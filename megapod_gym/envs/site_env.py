@@ -197,6 +197,7 @@ class MegapodSiteEnv(gym.Env[np.ndarray, np.ndarray]):
         self.reward_scale = self.config.reward.scale
         self.reward_of = RewardComposer(self.reward_scale, self.config.reward.weights)
         self.trace: ExogenousTrace | None = None
+        self._start_yyyymmdd = 0
         self._setpoints = np.zeros((1, 3))
         self._history = np.zeros((self.sim.n_steps, L.N_OUT))
 
@@ -226,6 +227,7 @@ class MegapodSiteEnv(gym.Env[np.ndarray, np.ndarray]):
                 trace_seed = int(self.np_random.integers(0, HELD_OUT_SEED_BASE))
             trace = self.sampler.sample([trace_seed])
         self.trace = trace
+        self._start_yyyymmdd = int(trace.start_yyyymmdd[0])
         self.sim.reset(trace)
         self._history[:] = 0.0
         return self.encoder.encode(self.sim.meas[0]), self._info(np.zeros(L.N_OUT), 0)
@@ -252,8 +254,7 @@ class MegapodSiteEnv(gym.Env[np.ndarray, np.ndarray]):
         info["wait_min_total"] = wait
         info["mean_wait_min"] = wait / max(arrived, 1.0)
         info["step"] = int(self.sim.istate[0, L.I_T])
-        if self.trace is not None:  # the (replayed or synthetic) local date of step 0, a number
-            info["start_date_yyyymmdd"] = int(str(self.trace.start_date[0]).replace("-", ""))
+        info["start_date_yyyymmdd"] = self._start_yyyymmdd  # local date of step 0, a number
         return info
 
     # ---------------------------------------------------------------------------- render

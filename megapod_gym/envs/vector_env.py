@@ -88,7 +88,7 @@ class MegapodVectorEnv(VectorEnv):
     def _reset_sites(self, idx: np.ndarray, trace_seeds: Sequence[int]) -> None:
         trace = self.sampler.sample(trace_seeds)
         self.sim.reset(trace, sites=idx)
-        self._start_yyyymmdd[idx] = [int(str(d).replace("-", "")) for d in trace.start_date]
+        self._start_yyyymmdd[idx] = trace.start_yyyymmdd
 
     def _next_trace_seeds(self, idx: np.ndarray) -> list[int]:
         """Trace seeds for sites reset without an explicit seed (as the single env draws them)."""

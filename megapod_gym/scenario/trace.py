@@ -69,6 +69,16 @@ class ExogenousTrace:
     def dt_h(self) -> float:
         return self.step_min / 60.0
 
+    @property
+    def start_yyyymmdd(self) -> np.ndarray:
+        """``start_date`` as integers ``YYYYMMDD`` ``[B]`` (a number, for ``info`` dicts)."""
+        days = self.start_date.astype("datetime64[D]")
+        months = days.astype("datetime64[M]")
+        year = months.astype("datetime64[Y]").astype(np.int64) + 1970
+        month = months.astype(np.int64) % 12 + 1
+        day = (days - months.astype("datetime64[D]")).astype(np.int64) + 1
+        return year * 10_000 + month * 100 + day
+
     def site(self, i: int) -> ExogenousTrace:
         """Row ``i`` as a batch of one (car arrays trimmed to that site's cars)."""
         n = max(int(self.n_cars[i]), 1)
