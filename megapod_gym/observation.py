@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from megapod_gym.short_repr import short_repr
+
 OBS_CLIP = 10.0
 
 
@@ -161,23 +163,17 @@ class ObservationEncoder:
             v = values[n]
             # numbers only: a string ("0.5") or a boolean is an upstream bug, not a reading
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)):
-                raise ValueError(f"measurements.{n}: must be a number (got {_short(v)})")
+                raise ValueError(f"measurements.{n}: must be a number (got {short_repr(v, 40)})")
             try:
                 out[i] = float(v)
             except OverflowError:  # an integer beyond float range
-                raise ValueError(f"measurements.{n}: must be finite (got {_short(v)})") from None
+                raise ValueError(
+                    f"measurements.{n}: must be finite (got {short_repr(v, 40)})"
+                ) from None
             if not math.isfinite(out[i]):
-                raise ValueError(f"measurements.{n}: must be finite (got {_short(v)})")
+                raise ValueError(f"measurements.{n}: must be finite (got {short_repr(v, 40)})")
         return out
 
     def describe(self) -> list[dict[str, Any]]:
         """Feature table (name, unit, center, scale, description), e.g. for a JSON sidecar."""
         return [asdict(f) for f in self.features]
-
-
-def _short(value: Any, limit: int = 40) -> str:
-    """``repr(value)`` cut to ``limit`` characters (a huge integer is not echoed in full)."""
-    if isinstance(value, int) and abs(value) >= 10**30:
-        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

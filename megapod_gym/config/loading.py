@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from megapod_gym.config.schema import ScenarioConfig
 from megapod_gym.config.yaml_reader import YamlConfigError, read_config_yaml
+from megapod_gym.short_repr import short_repr
 
 DEFAULT_SCENARIO = "urban-12stall-bev"
 _PRESET_PACKAGE = "megapod_gym.presets"
@@ -151,14 +152,6 @@ def preset_path(name_or_path: str, kind: str = "scenarios") -> Path:
 
 
 MAX_ERROR_LINES = 12
-
-
-def short_repr(value: Any, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters; a huge integer is described, not printed."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 100:
-        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:
