@@ -37,24 +37,44 @@ def sample_beta(spec: BetaSpec, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(rng.beta(spec.mean * common, (1.0 - spec.mean) * common, n), spec.lo, spec.hi)
 
 
-def sample_cars(
-    ev: EVConfig, rate_per_h: np.ndarray, dt_h: float, rng: np.random.Generator
-) -> CarArrivals:
-    """Draw Poisson arrivals per step from ``rate_per_h`` and the attributes of each car.
+class CarSampler:
+    """Draws the cars of one site's day: Poisson arrivals per step and each car's attributes.
 
-    A car's target SoC is at least its arrival SoC + 5 points (capped at 1): nobody stops at a
-    fast charger to take nothing.
+    The fleet's arrays and the Beta parameters are derived once from ``ev`` (a trace batch draws
+    thousands of days). A car's target SoC is at least its arrival SoC + 5 points (capped at 1):
+    nobody stops at a fast charger to take nothing.
     """
-    counts = rng.poisson(rate_per_h * dt_h)
-    steps = np.repeat(np.arange(rate_per_h.shape[0]), counts)
-    n = steps.shape[0]
-    shares = np.array([v.share for v in ev.fleet])
-    model = rng.choice(len(ev.fleet), size=n, p=shares / shares.sum())
-    curve_names = sorted(ev.curves)
-    battery = np.array([v.battery_kwh for v in ev.fleet])[model]
-    curve = np.array([curve_names.index(v.curve) for v in ev.fleet], dtype=np.int64)[model]
-    scale = np.array([v.power_scale for v in ev.fleet])[model]
-    soc0 = sample_beta(ev.arrival_soc, n, rng)
-    target = np.minimum(np.maximum(sample_beta(ev.target_soc, n, rng), soc0 + 0.05), 1.0)
-    patience = ev.patience_median_min * np.exp(ev.patience_sigma * rng.standard_normal(n))
-    return CarArrivals(steps, battery, soc0, target, patience, curve, scale)
+
+    def __init__(self, ev: EVConfig, dt_h: float) -> None:
+        self.ev = ev
+        self.dt_h = dt_h
+        shares = np.array([v.share for v in ev.fleet])
+        p = shares / shares.sum()
+        # Generator.choice(k, size=n, p=p) draws random(n) and looks it up in this normalized
+        # cumulative distribution (numpy's own algorithm); doing it here skips choice()'s checks.
+        self._model_cdf = p.cumsum()
+        self._model_cdf /= self._model_cdf[-1]
+        curve_names = sorted(ev.curves)
+        self._battery_kwh = np.array([v.battery_kwh for v in ev.fleet])
+        self._curve_id = np.array([curve_names.index(v.curve) for v in ev.fleet], dtype=np.int64)
+        self._power_scale = np.array([v.power_scale for v in ev.fleet])
+
+    def sample(self, rate_per_h: np.ndarray, rng: np.random.Generator) -> CarArrivals:
+        """Cars arriving under the expected rate ``rate_per_h`` (one entry per step)."""
+        ev = self.ev
+        counts = rng.poisson(rate_per_h * self.dt_h)
+        steps = np.repeat(np.arange(rate_per_h.shape[0]), counts)
+        n = steps.shape[0]
+        model = self._model_cdf.searchsorted(rng.random(n), side="right")
+        soc0 = sample_beta(ev.arrival_soc, n, rng)
+        target = np.minimum(np.maximum(sample_beta(ev.target_soc, n, rng), soc0 + 0.05), 1.0)
+        patience = ev.patience_median_min * np.exp(ev.patience_sigma * rng.standard_normal(n))
+        return CarArrivals(
+            steps,
+            self._battery_kwh[model],
+            soc0,
+            target,
+            patience,
+            self._curve_id[model],
+            self._power_scale[model],
+        )

@@ -15,15 +15,18 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from megapod_gym.config.schema import ScenarioConfig
-from megapod_gym.scenario.arrivals import CarArrivals, arrival_rate_per_h, sample_cars
+from megapod_gym.scenario.arrivals import CarArrivals, CarSampler, arrival_rate_per_h
 from megapod_gym.scenario.calendar import Calendar, make_calendar, window_mask
 from megapod_gym.scenario.noise import ar1_series
-from megapod_gym.scenario.prices import realtime_price, tou_price
+from megapod_gym.scenario.prices import RealtimeCalendar, realtime_price, tou_price
 from megapod_gym.scenario.replay import ReplayData, ReplayError, load_replay
 
 # Trace seeds >= HELD_OUT_SEED_BASE are held out for evaluation: environments reset without a seed
 # draw their trace seeds below it, so training never sees an evaluation day.
 HELD_OUT_SEED_BASE = 1_000_000
+
+# 5-minute autocorrelation of the ambient-temperature and inference-load noise
+_AR1_PHI_5MIN = 0.97
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,9 @@ class TraceSampler:
         self.replay: ReplayData | None = load_replay(config.replay) if _has_replay(config) else None
         self._start_days = self._candidate_start_days()
         self.train_days, self.held_out_days = self._split_recorded_days()
+        self._days: dict[dt.date, _DayTemplate] = {}
+        self._cars = CarSampler(config.ev, ep.dt_h)
+        self._phi = _AR1_PHI_5MIN ** (ep.step_min / 5.0)  # ambient and inference noise
 
     def _split_recorded_days(self) -> tuple[list[dt.date], list[dt.date]]:
         """(training start days, held-out start days) of replayed data: the last
@@ -199,7 +205,12 @@ class TraceSampler:
     ) -> ExogenousTrace:
         """One trace row per seed (any non-negative integer; ``trace.seeds`` keeps it modulo
         2**63 so it fits an int64). ``start_dates`` (one local date per seed) replaces the
-        sampled start day, e.g. so that the sites of a fleet share one date."""
+        sampled start day, e.g. so that the sites of a fleet share one date.
+
+        The batch is drawn in one pass: what depends only on the start day (calendar, tariffs,
+        replayed series, mean profiles) is built once per day and cached; per seed only the
+        random draws remain, and rows are written straight into the batch arrays.
+        """
         seeds = [int(s) for s in np.asarray(seeds, dtype=object).reshape(-1)]
         if not seeds:
             raise ValueError("seeds must not be empty")
@@ -210,99 +221,221 @@ class TraceSampler:
         if start_dates is not None and self.replay is not None:
             raise ValueError("start_dates cannot be forced on a scenario that replays CSV data")
         dates = list(start_dates) if start_dates is not None else [None] * len(seeds)
-        return ExogenousTrace.stack([self._sample_site(s, d) for s, d in zip(seeds, dates)])
+        return self._assemble([self._draw(s, d) for s, d in zip(seeds, dates)])
 
-    def _sample_site(self, seed: int, start_date: dt.date | None = None) -> ExogenousTrace:
+    # ------------------------------------------------------------------ per start day
+    def _day(self, start: dt.date) -> _DayTemplate:
+        """The seed-independent part of the trace of an episode starting on ``start`` (cached)."""
+        tpl = self._days.get(start)
+        if tpl is None:
+            if len(self._days) >= _MAX_CACHED_DAYS:
+                self._days.clear()
+            tpl = self._days[start] = self._build_day(start)
+        return tpl
+
+    def _build_day(self, start: dt.date) -> _DayTemplate:
         cfg = self.config
-        ep, tariff, compute = cfg.episode, cfg.tariff, cfg.compute
-        rng = np.random.default_rng(seed)
-        seed %= 2**63
+        ep, tariff, compute, ev = cfg.episode, cfg.tariff, cfg.compute, cfg.ev
         T, H = self.n_steps, self.horizon_steps
-        start = self._start_days[int(rng.integers(len(self._start_days)))]
-        if self.replay is not None:  # the draw above stays, so the rest of the stream is unchanged
-            start = self.replay_day(seed)
-        if start_date is not None:
-            start = start_date
         cal = make_calendar(start, T + H, ep.step_min, ep.start_min)
         ep_cal = _head(cal, T)
 
-        # Energy prices ($/kWh) and the forecast the controller may use.
+        # Energy prices ($/kWh) and the forecast the controller may use; None = drawn per seed.
+        price = forecast = None
         if self.replay is not None and self.replay.prices is not None:
             price = self.replay.series_on("prices", start, T + H, ep.step_min)
-            if (
-                tariff.energy_price == "realtime"
-            ):  # a replayed wholesale series + the delivery adder
+            if tariff.energy_price == "realtime":  # a replayed wholesale series + delivery adder
                 price = price + tariff.realtime_adder_usd_per_kwh
             forecast = price.copy()
         elif tariff.energy_price == "tou":
             price = tou_price(tariff, cal)
             forecast = price.copy()
-        else:
-            rt, rt_forecast = realtime_price(tariff.realtime, cal, ep.step_min, rng)
-            price = rt / 1000.0 + tariff.realtime_adder_usd_per_kwh
-            forecast = rt_forecast / 1000.0 + tariff.realtime_adder_usd_per_kwh
-        export = price * tariff.export_price_frac_of_energy
+        realtime = RealtimeCalendar.build(tariff.realtime, cal) if price is None else None
 
-        ev = cfg.ev
         ev_price = np.where(
             window_mask(ev.retail_peak_window, ep_cal),
             ev.retail_peak_usd_per_kwh,
             ev.retail_offpeak_usd_per_kwh,
         )
-
-        # Ambient temperature: monthly mean + daily cosine + AR(1) noise.
-        phi_5min = 0.97
-        phi = phi_5min ** (ep.step_min / 5.0)
+        # Ambient temperature: replayed, or monthly mean + daily cosine (+ AR(1) noise per seed).
         if self.replay is not None and self.replay.temperature is not None:
             ambient = self.replay.series_on("temperature", start, T, ep.step_min)
         else:
             w = cfg.weather
-            ambient = (
-                np.asarray(w.monthly_mean_c)[ep_cal.month - 1]
-                + w.daily_amplitude_c * np.cos(2 * np.pi * (ep_cal.hour - w.peak_hour) / 24.0)
-                + ar1_series(T, w.noise_sd_c, phi, rng)
+            ambient = np.asarray(w.monthly_mean_c)[ep_cal.month - 1] + w.daily_amplitude_c * np.cos(
+                2 * np.pi * (ep_cal.hour - w.peak_hour) / 24.0
             )
-
-        inference = np.clip(
-            compute.inference_mean_frac
-            + compute.inference_amplitude_frac
-            * np.cos(2 * np.pi * (ep_cal.hour - compute.inference_peak_hour) / 24.0)
-            + ar1_series(T, compute.inference_noise_frac, phi, rng),
-            0.0,
-            1.0,
+        inference = compute.inference_mean_frac + compute.inference_amplitude_frac * np.cos(
+            2 * np.pi * (ep_cal.hour - compute.inference_peak_hour) / 24.0
         )
-        training = np.full(T, compute.training_arrival_h_per_day / 24.0 * compute.it_kw * ep.dt_h)
-        carbon = np.asarray(tariff.carbon_g_per_kwh, dtype=np.float64)[ep_cal.hour_index]
+        carbon = (  # g/kWh: replayed series if any, else the tariff's hourly vector
+            self.replay.series_on("carbon", start, T, ep.step_min)
+            if self.replay is not None and self.replay.carbon is not None
+            else np.asarray(tariff.carbon_g_per_kwh, dtype=np.float64)[ep_cal.hour_index]
+        )
         demand = (
             np.stack([window_mask(d.window, ep_cal) for d in tariff.demand_charges], axis=-1)
             if tariff.demand_charges
             else np.zeros((T, 0), dtype=bool)
         )
-
-        rate = arrival_rate_per_h(ev, cal)
-        if self.replay is not None and self.replay.sessions is not None:
-            cars = self.replay.cars_on(start, T, ep.step_min, ev, rng)
-        else:
-            cars = sample_cars(ev, rate[:T], ep.dt_h, rng)
-        return _single_row(
-            seed,
-            ep.step_min,
-            T,
-            H,
-            start,
-            cal,
-            price,
-            forecast,
-            export,
-            ev_price,
-            ambient,
-            inference,
-            training,
-            carbon,
-            demand,
-            rate,
-            cars,
+        return _DayTemplate(
+            start=np.datetime64(start, "D"),
+            cal=cal,
+            price=price,
+            forecast=forecast,
+            realtime=realtime,
+            ev_price=ev_price,
+            ambient=ambient,
+            inference=inference,
+            carbon=carbon,
+            demand=demand,
+            rate=arrival_rate_per_h(ev, cal),
         )
+
+    # ------------------------------------------------------------------ per seed
+    def _draw(self, seed: int, start_date: dt.date | None) -> _SeedDraws:
+        """The random part of one row. The order of the draws is the trace stream (v1): changing
+        it changes every trace (``tests/scenario/data/trace_reference_v1.json`` guards it)."""
+        cfg = self.config
+        ep = cfg.episode
+        rng = np.random.default_rng(seed)
+        T = self.n_steps
+        start = self._start_days[int(rng.integers(len(self._start_days)))]
+        if self.replay is not None:  # the draw above stays, so the rest of the stream is unchanged
+            start = self.replay_day(seed % 2**63)
+        if start_date is not None:
+            start = start_date
+        day = self._day(start)
+        price = forecast = None
+        if day.realtime is not None:
+            rt, rt_forecast = realtime_price(cfg.tariff.realtime, day.realtime, ep.step_min, rng)
+            adder = cfg.tariff.realtime_adder_usd_per_kwh
+            price, forecast = rt / 1000.0 + adder, rt_forecast / 1000.0 + adder
+        ambient_noise = (
+            None
+            if self.replay is not None and self.replay.temperature is not None
+            else ar1_series(T, cfg.weather.noise_sd_c, self._phi, rng)
+        )
+        inference_noise = ar1_series(T, cfg.compute.inference_noise_frac, self._phi, rng)
+        if self.replay is not None and self.replay.sessions is not None:
+            cars = self.replay.cars_on(start, T, ep.step_min, cfg.ev, rng)
+        else:
+            cars = self._cars.sample(day.rate[:T], rng)
+        return _SeedDraws(seed % 2**63, day, price, forecast, ambient_noise, inference_noise, cars)
+
+    def _assemble(self, rows: list[_SeedDraws]) -> ExogenousTrace:
+        """Write the rows into batch arrays (car arrays padded with ``arrival_step = T``)."""
+        cfg = self.config
+        T, H, B = self.n_steps, self.horizon_steps, len(rows)
+        # the seed-independent fields: one table row per distinct start day, gathered per row
+        unique: dict[int, int] = {}
+        day_of_row = np.array([unique.setdefault(id(r.day), len(unique)) for r in rows])
+        days = list({id(r.day): r.day for r in rows}.values())
+
+        def by_day(name: str, dtype: type = np.float64) -> np.ndarray:
+            table = np.stack([getattr(d, name) for d in days]).astype(dtype, copy=False)
+            return table[day_of_row]
+
+        def by_row(values: list[np.ndarray]) -> np.ndarray:
+            return np.stack(values)
+
+        drawn_price = days[0].price is None  # synthetic real-time prices: drawn per seed
+        price = by_row([r.price for r in rows]) if drawn_price else by_day("price")
+        forecast = by_row([r.forecast for r in rows]) if drawn_price else by_day("forecast")
+        ambient = by_day("ambient")
+        if self.replay is None or self.replay.temperature is None:
+            ambient += by_row([r.ambient_noise for r in rows])
+        inference = by_day("inference")
+        inference += by_row([r.inference_noise for r in rows])
+        np.clip(inference, 0.0, 1.0, out=inference)
+        c = cfg.compute
+        training = np.full((B, T), c.training_arrival_h_per_day / 24.0 * c.it_kw * cfg.episode.dt_h)
+
+        n = np.array([r.cars.arrival_step.shape[0] for r in rows], dtype=np.int64)
+        n_max = max(int(n.max()), 1)
+        row_of = np.repeat(np.arange(B), n)
+        col_of = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+
+        def cars(name: str, dtype: type, fill: float) -> np.ndarray:
+            out = np.full((B, n_max), fill, dtype=dtype)
+            if row_of.shape[0]:
+                out[row_of, col_of] = np.concatenate([getattr(r.cars, name) for r in rows])
+            return out
+
+        return ExogenousTrace(
+            seeds=np.array([r.seed for r in rows], dtype=np.int64),
+            step_min=cfg.episode.step_min,
+            n_steps=T,
+            horizon_steps=H,
+            start_date=np.array([d.start for d in days])[day_of_row],
+            hour=by_day("hour"),
+            weekday=by_day("weekday", np.int64),
+            month=by_day("month", np.int64),
+            price_usd_per_kwh=price,
+            price_forecast_usd_per_kwh=forecast,
+            export_price_usd_per_kwh=price * cfg.tariff.export_price_frac_of_energy,
+            ev_price_usd_per_kwh=by_day("ev_price"),
+            ambient_c=ambient,
+            inference_demand_frac=inference,
+            training_arrival_kwh=training,
+            carbon_g_per_kwh=by_day("carbon"),
+            demand_active=by_day("demand", np.bool_),
+            arrival_rate_per_h=by_day("rate"),
+            n_cars=n,
+            car_arrival_step=cars("arrival_step", np.int64, T),
+            car_battery_kwh=cars("battery_kwh", np.float64, 0.0),
+            car_arrival_soc=cars("arrival_soc", np.float64, 0.0),
+            car_target_soc=cars("target_soc", np.float64, 0.0),
+            car_patience_min=cars("patience_min", np.float64, 0.0),
+            car_curve_id=cars("curve_id", np.int64, 0),
+            car_power_scale=cars("power_scale", np.float64, 0.0),
+        )
+
+
+# A synthetic scenario has at most 366 start days; replayed data may have thousands.
+_MAX_CACHED_DAYS = 1024
+
+
+@dataclass(frozen=True)
+class _DayTemplate:
+    """What a trace row starting on one day holds whatever the seed."""
+
+    start: np.datetime64
+    cal: Calendar  # T + H steps
+    price: np.ndarray | None  # [T+H] $/kWh, None when drawn per seed (synthetic real-time)
+    forecast: np.ndarray | None  # [T+H]
+    realtime: RealtimeCalendar | None  # what the per-seed real-time price draws need
+    ev_price: np.ndarray  # [T]
+    ambient: np.ndarray  # [T] replayed, or the mean profile before the per-seed noise
+    inference: np.ndarray  # [T] mean profile before the per-seed noise and the clip to [0, 1]
+    carbon: np.ndarray  # [T]
+    demand: np.ndarray  # [T, K] bool
+    rate: np.ndarray  # [T+H] expected arrivals per hour
+
+    @property
+    def hour(self) -> np.ndarray:
+        return self.cal.hour
+
+    @property
+    def weekday(self) -> np.ndarray:
+        return self.cal.weekday
+
+    @property
+    def month(self) -> np.ndarray:
+        return self.cal.month
+
+
+@dataclass(frozen=True)
+class _SeedDraws:
+    """The random part of one trace row."""
+
+    seed: int
+    day: _DayTemplate
+    price: np.ndarray | None  # [T+H], only when the day's template has none
+    forecast: np.ndarray | None
+    ambient_noise: np.ndarray | None  # [T], None when temperatures are replayed
+    inference_noise: np.ndarray  # [T]
+    cars: CarArrivals
 
 
 def _has_replay(config: ScenarioConfig) -> bool:
@@ -312,57 +445,3 @@ def _has_replay(config: ScenarioConfig) -> bool:
 
 def _head(cal: Calendar, n: int) -> Calendar:
     return Calendar(cal.hour[:n], cal.hour_index[:n], cal.weekday[:n], cal.month[:n], cal.day[:n])
-
-
-def _single_row(
-    seed: int,
-    step_min: int,
-    T: int,
-    H: int,
-    start: dt.date,
-    cal: Calendar,
-    price: np.ndarray,
-    forecast: np.ndarray,
-    export: np.ndarray,
-    ev_price: np.ndarray,
-    ambient: np.ndarray,
-    inference: np.ndarray,
-    training: np.ndarray,
-    carbon: np.ndarray,
-    demand: np.ndarray,
-    rate: np.ndarray,
-    cars: CarArrivals,
-) -> ExogenousTrace:
-    def row(a: np.ndarray, dtype: type = np.float64) -> np.ndarray:
-        return np.ascontiguousarray(a, dtype=dtype)[None]
-
-    n = cars.arrival_step.shape[0]
-    car = lambda a, dtype=np.float64: row(a if n else np.zeros(1), dtype)  # noqa: E731
-    return ExogenousTrace(
-        seeds=np.array([seed], dtype=np.int64),
-        step_min=step_min,
-        n_steps=T,
-        horizon_steps=H,
-        start_date=np.array([np.datetime64(start, "D")]),
-        hour=row(cal.hour),
-        weekday=row(cal.weekday, np.int64),
-        month=row(cal.month, np.int64),
-        price_usd_per_kwh=row(price),
-        price_forecast_usd_per_kwh=row(forecast),
-        export_price_usd_per_kwh=row(export),
-        ev_price_usd_per_kwh=row(ev_price),
-        ambient_c=row(ambient),
-        inference_demand_frac=row(inference),
-        training_arrival_kwh=row(training),
-        carbon_g_per_kwh=row(carbon),
-        demand_active=row(demand, np.bool_),
-        arrival_rate_per_h=row(rate),
-        n_cars=np.array([n], dtype=np.int64),
-        car_arrival_step=row(cars.arrival_step if n else np.array([T]), np.int64),
-        car_battery_kwh=car(cars.battery_kwh),
-        car_arrival_soc=car(cars.arrival_soc),
-        car_target_soc=car(cars.target_soc),
-        car_patience_min=car(cars.patience_min),
-        car_curve_id=car(cars.curve_id, np.int64),
-        car_power_scale=car(cars.power_scale),
-    )

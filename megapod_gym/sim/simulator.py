@@ -20,28 +20,9 @@ import numpy as np
 from megapod_gym.config.schema import ScenarioConfig
 from megapod_gym.scenario.trace import ExogenousTrace
 from megapod_gym.sim import layout as L
+from megapod_gym.sim.forecast import WINDOW_NAMES, forecast_windows
 from megapod_gym.sim.kernel import STEP_BAD_ACTION, STEP_EPISODE_OVER, prepare_sites, step_batch
 from megapod_gym.sim.params import SiteParams, build_params
-
-
-def forecast_windows(forecast: np.ndarray, steps_h: int) -> dict[str, np.ndarray]:
-    """Mean and max of the forecast over the steps after each step ``t`` (``t+1 .. t+k``; steps
-    past the end repeat the last value): next 1 h mean, next 4 h mean and max, next 24 h mean."""
-    n = forecast.shape[1]
-    pad = np.concatenate([forecast, np.repeat(forecast[:, -1:], 24 * steps_h + 1, axis=1)], axis=1)
-    csum = np.concatenate([np.zeros((forecast.shape[0], 1)), np.cumsum(pad, axis=1)], axis=1)
-    t = np.arange(n)
-
-    def mean(k: int) -> np.ndarray:
-        return (csum[:, t + 1 + k] - csum[:, t + 1]) / k
-
-    windows = np.lib.stride_tricks.sliding_window_view(pad[:, 1:], 4 * steps_h, axis=1)[:, :n]
-    return {
-        "price_next_1h_mean": mean(steps_h),
-        "price_next_4h_mean": mean(4 * steps_h),
-        "price_next_4h_max": windows.max(axis=2),
-        "price_next_24h_mean": mean(24 * steps_h),
-    }
 
 
 class SiteSimulator:
@@ -85,6 +66,10 @@ class SiteSimulator:
         self.car_dyn = np.zeros((B, 2, 0))  # SoC, wait minutes
         self.actions = np.zeros((B, 3))
         self.out = np.zeros((B, L.N_OUT))
+        self._initial_soc = np.array([c.battery.initial_soc for c in self.configs])
+        self._initial_backlog_kwh = np.array(
+            [c.compute.training_backlog_initial_h * c.compute.it_kw for c in self.configs]
+        )
         self.meas = np.zeros((B, L.N_MEAS))
         self.start_date = np.zeros(B, dtype="datetime64[D]")
         self.seeds = np.zeros(B, dtype=np.int64)
@@ -142,37 +127,40 @@ class SiteSimulator:
             raise ValueError("trace has a different number of demand charges than the scenario")
         T = self.n_steps
         self._grow_cars(trace.car_arrival_step.shape[1])
+        # A run of consecutive sites (every site, in a vector env's synchronized autoreset) is
+        # written through a slice: views instead of fancy-index scatters.
+        at: slice | np.ndarray = idx
+        if idx.shape[0] and np.array_equal(idx, np.arange(idx[0], idx[0] + idx.shape[0])):
+            at = slice(int(idx[0]), int(idx[0]) + idx.shape[0])
         for name in L.SERIES_FIELDS[: L.S_PRICE_NEXT_1H_MEAN]:
             values = getattr(trace, name)
-            self.series[idx, L.SERIES_INDEX[name], : values.shape[1]] = values
-            self.series[idx, L.SERIES_INDEX[name], values.shape[1] :] = 0.0
+            self.series[at, L.SERIES_INDEX[name], : values.shape[1]] = values
+            self.series[at, L.SERIES_INDEX[name], values.shape[1] :] = 0.0
         steps_h = max(int(round(60 / self.step_min)), 1)
-        for name, value in forecast_windows(trace.price_forecast_usd_per_kwh, steps_h).items():
-            self.series[idx, L.SERIES_INDEX[name]] = value
-        self.demand_active[idx] = np.swapaxes(trace.demand_active, 1, 2)
+        windows = forecast_windows(trace.price_forecast_usd_per_kwh, steps_h)
+        for k, name in enumerate(WINDOW_NAMES):
+            self.series[at, L.SERIES_INDEX[name]] = windows[:, k]
+        self.demand_active[at] = np.swapaxes(trace.demand_active, 1, 2)
         n = trace.car_arrival_step.shape[1]
-        self.cars[idx] = 0.0
-        self.cars[idx, L.C_CAR_ARRIVAL_STEP] = T
+        self.cars[at] = 0.0
+        self.cars[at, L.C_CAR_ARRIVAL_STEP] = T
         for i, name in enumerate(L.CAR_FIELDS):
-            self.cars[idx, i, :n] = getattr(trace, name)
-        self.car_status[idx] = 0
-        self.car_dyn[idx] = 0.0
-        self.start_date[idx] = trace.start_date
-        self.seeds[idx] = trace.seeds
+            self.cars[at, i, :n] = getattr(trace, name)
+        self.car_status[at] = 0
+        self.car_dyn[at] = 0.0
+        self.start_date[at] = trace.start_date
+        self.seeds[at] = trace.seeds
 
-        self.fstate[idx] = 0.0
-        self.fstate[idx, L.F_BATTERY_SOC] = [self.configs[i].battery.initial_soc for i in idx]
-        self.fstate[idx, L.F_BACKLOG_KWH] = [
-            self.configs[i].compute.training_backlog_initial_h * self.configs[i].compute.it_kw
-            for i in idx
-        ]
-        self.fstate[idx, L.F_RUNNING] = 1.0
-        self.fstate[idx, L.F_PREV_IT_FRAC] = 1.0
-        self.istate[idx] = 0
-        self.istate[idx, L.I_N_CARS] = trace.n_cars
-        self.peak_kw[idx] = self.params.demand[idx, L.D_THRESHOLD]
-        self.stall_car[idx] = -1
-        self.stall_work[idx] = 0.0
+        self.fstate[at] = 0.0
+        self.fstate[at, L.F_BATTERY_SOC] = self._initial_soc[idx]
+        self.fstate[at, L.F_BACKLOG_KWH] = self._initial_backlog_kwh[idx]
+        self.fstate[at, L.F_RUNNING] = 1.0
+        self.fstate[at, L.F_PREV_IT_FRAC] = 1.0
+        self.istate[at] = 0
+        self.istate[at, L.I_N_CARS] = trace.n_cars
+        self.peak_kw[at] = self.params.demand[idx, L.D_THRESHOLD]
+        self.stall_car[at] = -1
+        self.stall_work[at] = 0.0
         prepare_sites(idx, *self._kernel_args, self.meas)
 
     # -------------------------------------------------------------------------------- step
