@@ -378,9 +378,7 @@ def parse_train_config(data: Mapping[str, Any], source: str = "mapping") -> Trai
         cfg = TrainConfig.model_validate({**data, "hyperparams": hyper})
     except ValidationError as exc:
         raise TrainConfigError(
-            format_validation_error(exc, source).replace(
-                "invalid scenario config", "invalid training config"
-            )
+            format_validation_error(exc, source, what="training config")
         ) from None
     cfg.algo_kwargs()  # resolve schedules now so bad values fail before training
     return cfg

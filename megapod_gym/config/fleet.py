@@ -198,9 +198,7 @@ def load_fleet(
     try:
         cfg = FleetConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(
-            format_validation_error(exc, source).replace("scenario", "fleet", 1)
-        ) from None
+        raise ConfigError(format_validation_error(exc, source, what="fleet config")) from None
     if base_dir is not None:  # scenario paths in a fleet file are relative to that file
         sites = []
         for s in cfg.sites:

@@ -154,10 +154,12 @@ def preset_path(name_or_path: str, kind: str = "scenarios") -> Path:
 MAX_ERROR_LINES = 12
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
+def format_validation_error(
+    exc: ValidationError, source: str, what: str = "scenario config"
+) -> str:
     """One line per bad field, ``path.to.field: message (got value)``, values abbreviated, at most
-    :data:`MAX_ERROR_LINES` lines (then how many more)."""
-    lines = [f"invalid scenario config ({source}):"]
+    :data:`MAX_ERROR_LINES` lines (then how many more), under ``invalid WHAT (SOURCE):``."""
+    lines = [f"invalid {what} ({source}):"]
     errors = exc.errors()
     for err in errors[:MAX_ERROR_LINES]:
         loc = ".".join(str(p) for p in err["loc"]) or "<root>"
