@@ -3,6 +3,11 @@
 One encoder serves the environment, the baselines (which read features by name) and the exported
 controller runtime, so this module needs NumPy only. Feature ``i`` is
 ``clip((measurement_i - center_i) / scale_i, -OBS_CLIP, OBS_CLIP)``.
+
+The simulator's kernel writes the 27 base measurements (``megapod_gym.sim.layout.MEAS_FIELDS``).
+A scenario that prices carbon (``tariff.carbon_price_usd_per_tonne > 0``) appends the
+:data:`CARBON_FEATURES` (grid carbon intensity now and its forecast), computed from the trace by
+:func:`carbon_measurements`; scenarios that do not price carbon keep the 27 features unchanged.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import numpy as np
 from megapod_gym.short_repr import short_repr
 
 OBS_CLIP = 10.0
+# raw grid carbon intensity per unit of the carbon features (g/kWh)
+CARBON_SCALE_G_PER_KWH = 500.0
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,63 @@ def _features(
     )
 
 
+# appended after the base features when the scenario prices carbon, in this order
+CARBON_FEATURES: tuple[Feature, ...] = (
+    Feature(
+        "carbon_g_per_kwh",
+        "g/kWh",
+        0.0,
+        CARBON_SCALE_G_PER_KWH,
+        "grid carbon intensity now (gCO2 per kWh imported)",
+    ),
+    Feature(
+        "carbon_next_1h_mean_g_per_kwh",
+        "g/kWh",
+        0.0,
+        CARBON_SCALE_G_PER_KWH,
+        "forecast mean carbon intensity, next hour",
+    ),
+    Feature(
+        "carbon_next_4h_mean_g_per_kwh",
+        "g/kWh",
+        0.0,
+        CARBON_SCALE_G_PER_KWH,
+        "forecast mean carbon intensity, next 4 h",
+    ),
+)
+
+
+def carbon_measurements(carbon_g_per_kwh: np.ndarray, t: np.ndarray, steps_h: int) -> np.ndarray:
+    """Raw values of :data:`CARBON_FEATURES` ``[B, 3]`` at step ``t`` of each site.
+
+    Parameters
+    ----------
+    carbon_g_per_kwh
+        ``[B, T]`` the episode's carbon intensity per step (g/kWh).
+    t
+        ``[B]`` current step of each site; ``t >= T`` (episode over) reads step ``T - 1``.
+    steps_h
+        Steps per hour.
+
+    Returns
+    -------
+    numpy.ndarray
+        Intensity at step ``t``; the mean over steps ``t+1 .. t+k`` for the next hour and the next
+        4 h (a perfect forecast, like TOU prices; steps past the episode repeat its last value).
+    """
+    carbon = np.asarray(carbon_g_per_kwh, dtype=np.float64)
+    last = carbon.shape[1] - 1
+    t = np.minimum(np.asarray(t, dtype=np.int64), last)
+    rows = np.arange(carbon.shape[0])[:, None]
+    ahead = np.minimum(t[:, None] + 1 + np.arange(4 * steps_h), last)
+    window = carbon[rows, ahead]
+    out = np.empty((carbon.shape[0], len(CARBON_FEATURES)))
+    out[:, 0] = carbon[rows[:, 0], t]
+    out[:, 1] = window[:, :steps_h].mean(axis=1)
+    out[:, 2] = window.mean(axis=1)
+    return out
+
+
 class ObservationEncoder:
     """Scales raw measurements (``[B, F]`` in the order of :attr:`names`) into observations.
 
@@ -120,20 +184,33 @@ class ObservationEncoder:
     ----------
     import_limit_kw, n_stalls, battery_power_kw
         Site figures that set the scale of power and queue features.
+    carbon_priced
+        Append :data:`CARBON_FEATURES` (for scenarios that price carbon).
     """
 
-    def __init__(self, import_limit_kw: float, n_stalls: int, battery_power_kw: float) -> None:
-        self.features = _features(import_limit_kw, n_stalls, battery_power_kw)
+    def __init__(
+        self,
+        import_limit_kw: float,
+        n_stalls: int,
+        battery_power_kw: float,
+        carbon_priced: bool = False,
+    ) -> None:
+        self.features = _features(import_limit_kw, n_stalls, battery_power_kw) + (
+            CARBON_FEATURES if carbon_priced else ()
+        )
+        self.carbon_priced = bool(carbon_priced)
         self.names: tuple[str, ...] = tuple(f.name for f in self.features)
         self.center = np.array([f.center for f in self.features])
         self.scale = np.array([f.scale for f in self.features])
         self._inv_scale = 1.0 / self.scale
         self.index = {n: i for i, n in enumerate(self.names)}
-        self.site = {
+        self.site: dict[str, Any] = {
             "import_limit_kw": import_limit_kw,
             "n_stalls": n_stalls,
             "battery_power_kw": battery_power_kw,
         }
+        if carbon_priced:  # absent otherwise, so sidecars without carbon stay as they were
+            self.site["carbon_priced"] = True
 
     @property
     def size(self) -> int:

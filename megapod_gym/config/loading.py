@@ -108,6 +108,7 @@ def _load_file(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         for key, value in replay.items():
             if (
                 isinstance(value, str)
+                and key.endswith("_csv")  # not e.g. replay.timezone
                 and key in data.get("replay", {})
                 and not Path(value).is_absolute()
             ):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 from typing import Annotated, Any, Literal, get_args, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -25,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from megapod_gym.short_repr import short_repr
 from megapod_gym.sim.layout import LEDGER_FIELDS
 
 # No figure of a site comes near 1e9 in its unit (kW, kWh, USD, minutes, ...); a larger value is a
@@ -557,16 +559,50 @@ class WeatherConfig(StrictModel):
 
 # ---------------------------------------------------------------------------------------- replay
 class ReplayConfig(StrictModel):
-    """Optional CSV files that replace synthetic traces (paths relative to the scenario file)."""
+    """Optional CSV files that replace synthetic traces (paths relative to the scenario file).
+
+    File formats and the handling of time zones are in ``megapod_gym.scenario.replay``.
+    """
 
     prices_csv: str | None = None  # columns: timestamp, price_usd_per_kwh
     temperature_csv: str | None = None  # columns: timestamp, ambient_c
     ev_sessions_csv: str | None = None  # columns: arrival_time, energy_kwh [, duration_min, ...]
+    # grid carbon intensity (replaces tariff.carbon_g_per_kwh); columns: timestamp,
+    # carbon_g_per_kwh (or carbon_kg_per_mwh, carbon_lb_per_mwh)
+    carbon_csv: str | None = None
     # prices in another currency: multiply the file's values by this to get USD (e.g. EUR: 1.08)
     price_to_usd: Annotated[float, Field(gt=0.0, le=1000.0)] = 1.0
     # share of the recorded start days held out for evaluation (the last ones): evaluation seeds
     # (>= 1,000,000) replay only those, training seeds only the days before them
     held_out_frac: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+    # IANA time zone of the site (e.g. America/Los_Angeles): naive timestamps are its local time
+    # (daylight-saving days load with 23 or 25 hours) and timestamps with a UTC offset are
+    # converted into it; None: naive timestamps as they stand, one fixed offset per file dropped
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            raise ValueError(
+                f"unknown time zone {short_repr(v, 60)}; give an IANA name such as "
+                "America/Los_Angeles, Europe/Berlin or UTC"
+            ) from None
+        return v
+
+    @model_validator(mode="after")
+    def _carbon_with_another_file(self) -> ReplayConfig:
+        others = (self.prices_csv, self.temperature_csv, self.ev_sessions_csv)
+        if self.carbon_csv is not None and all(p is None for p in others):
+            raise ValueError(
+                "carbon_csv is replayed only together with prices_csv, temperature_csv or "
+                "ev_sessions_csv (name at least one of them too)"
+            )
+        return self
 
 
 # ---------------------------------------------------------------------------------------- reward

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from megapod_gym.action import nonfinite_rows_message
-from megapod_gym.envs.site_env import make_decoder, make_encoder
+from megapod_gym.envs.site_env import make_decoder, make_encoder, site_measurements
 from megapod_gym.fleet.simulator import FleetSimulator
 from megapod_gym.observation import OBS_CLIP
 from megapod_gym.sim import layout as L
@@ -49,6 +49,13 @@ class FleetInterface:
         self.fs = fleet_sim
         K = fleet_sim.n_sites
         encoders = [make_encoder(c) for c in fleet_sim.site_configs]
+        carbon = {e.carbon_priced for e in encoders}
+        if len(carbon) > 1:
+            raise ValueError(
+                "fleet sites must all price carbon or none (tariff.carbon_price_usd_per_tonne > 0 "
+                "adds carbon features to a site's observation)"
+            )
+        self._carbon_priced = carbon.pop()
         self.site_feature_names: tuple[str, ...] = encoders[0].names + FLEET_SITE_FEATURES
         self.site_obs_size = len(self.site_feature_names)
         self.global_obs_size = len(GLOBAL_FEATURES)
@@ -66,7 +73,7 @@ class FleetInterface:
     def site_obs(self) -> np.ndarray:
         """``[K, site_obs_size]`` float32 observations of every site."""
         fs = self.fs
-        meas = fs.sim.meas.copy()
+        meas = site_measurements(fs.sim, self._carbon_priced).copy()
         placed, moving, _ = fs.placed_kwh()
         meas[:, L.M_TRAINING_BACKLOG_H] = placed / fs.it_kw
         obs = np.empty((fs.n_sites, self.site_obs_size))

@@ -12,7 +12,7 @@ from gymnasium import spaces
 
 from megapod_gym.action import ActionDecoder
 from megapod_gym.config import ScenarioConfig, load_scenario
-from megapod_gym.observation import OBS_CLIP, ObservationEncoder
+from megapod_gym.observation import OBS_CLIP, ObservationEncoder, carbon_measurements
 from megapod_gym.scenario.trace import HELD_OUT_SEED_BASE, ExogenousTrace, TraceSampler
 from megapod_gym.sim import layout as L
 from megapod_gym.sim.figures import site_figures
@@ -30,9 +30,24 @@ INFO_KPI_KEYS: tuple[str, ...] = (
 
 
 def make_encoder(config: ScenarioConfig) -> ObservationEncoder:
-    """The observation encoder for a scenario."""
+    """The observation encoder for a scenario (with the carbon features if it prices carbon)."""
     fig = site_figures(config)
-    return ObservationEncoder(fig.import_limit_kw, config.chargers.n_stalls, fig.battery_power_kw)
+    return ObservationEncoder(
+        fig.import_limit_kw,
+        config.chargers.n_stalls,
+        fig.battery_power_kw,
+        carbon_priced=config.tariff.carbon_price_usd_per_tonne > 0.0,
+    )
+
+
+def site_measurements(sim: SiteSimulator, carbon_priced: bool) -> np.ndarray:
+    """Raw measurements ``[B, F]`` of every site in the encoder's order: the kernel's
+    ``sim.meas``, followed by the carbon features when ``carbon_priced``."""
+    if not carbon_priced:
+        return sim.meas
+    steps_h = max(int(round(60 / sim.step_min)), 1)
+    carbon = sim.series[:, L.S_CARBON_G_PER_KWH, : sim.n_steps]
+    return np.concatenate([sim.meas, carbon_measurements(carbon, sim.t, steps_h)], axis=1)
 
 
 def make_decoder(config: ScenarioConfig) -> ActionDecoder:
@@ -78,7 +93,8 @@ class MegapodSiteEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Observation Space
 
-    ``Box(-10, 10, (27,), float32)``; feature = clip((raw - center) / scale, -10, 10). Names are in
+    ``Box(-10, 10, (27,), float32)`` (``(30,)`` when the scenario prices carbon, see below);
+    feature = clip((raw - center) / scale, -10, 10). Names are in
     ``env.unwrapped.observation_names``; the raw value of a feature is
     ``env.unwrapped.encoder.decode(obs, name)``. ``L`` = grid import limit (kW), ``S`` = stalls,
     ``P`` = battery power (kW).
@@ -112,6 +128,16 @@ class MegapodSiteEnv(gym.Env[np.ndarray, np.ndarray]):
     | 24    | prev_ev_cap_kw                   | kW           | 0      | L     |
     | 25    | compute_paused                   | 0/1          | 0      | 1     |
     | 26    | hours_left_h                     | h            | 0      | 24    |
+
+    A scenario that prices carbon (``tariff.carbon_price_usd_per_tonne > 0``; no shipped preset
+    does) appends three features; the forecasts are the trace's own carbon series (exact, as for
+    TOU prices), steps past the episode repeating its last value:
+
+    | Index | Feature                          | Unit         | Center | Scale |
+    |-------|----------------------------------|--------------|--------|-------|
+    | 27    | carbon_g_per_kwh                 | g/kWh        | 0      | 500   |
+    | 28    | carbon_next_1h_mean_g_per_kwh    | g/kWh        | 0      | 500   |
+    | 29    | carbon_next_4h_mean_g_per_kwh    | g/kWh        | 0      | 500   |
 
     Price forecasts are exact for TOU tariffs; for real-time prices they are the day-ahead view
     (daily shape, day level and negative-price hours, without intraday noise or spikes).
@@ -169,7 +195,8 @@ class MegapodSiteEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version History
 
-    * v0: initial release.
+    * v0: initial release; later, carbon features appended only for scenarios that price carbon
+      (the observation of every scenario without a carbon price is unchanged).
     """
 
     metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 4}
@@ -230,7 +257,7 @@ class MegapodSiteEnv(gym.Env[np.ndarray, np.ndarray]):
         self._start_yyyymmdd = int(trace.start_yyyymmdd[0])
         self.sim.reset(trace)
         self._history[:] = 0.0
-        return self.encoder.encode(self.sim.meas[0]), self._info(np.zeros(L.N_OUT), 0)
+        return self._observe(), self._info(np.zeros(L.N_OUT), 0)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self.trace is None:
@@ -240,8 +267,11 @@ class MegapodSiteEnv(gym.Env[np.ndarray, np.ndarray]):
         out = self.sim.step_actions(self._setpoints)[0]
         self._history[t] = out
         reward = float(self.reward_of(out))
-        obs = self.encoder.encode(self.sim.meas[0])
+        obs = self._observe()
         return obs, reward, False, t + 1 >= self.sim.n_steps, self._info(out, clipped)
+
+    def _observe(self) -> np.ndarray:
+        return self.encoder.encode(site_measurements(self.sim, self.encoder.carbon_priced)[0])
 
     def _info(self, out: np.ndarray, clipped: int) -> dict[str, Any]:
         info: dict[str, Any] = dict(zip(L.OUT_FIELDS, out.tolist()))

@@ -13,7 +13,12 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from megapod_gym.config import ScenarioConfig, load_scenario
-from megapod_gym.envs.site_env import INFO_KPI_KEYS, make_decoder, make_encoder
+from megapod_gym.envs.site_env import (
+    INFO_KPI_KEYS,
+    make_decoder,
+    make_encoder,
+    site_measurements,
+)
 from megapod_gym.observation import OBS_CLIP
 from megapod_gym.scenario.trace import HELD_OUT_SEED_BASE, TraceSampler
 from megapod_gym.sim import layout as L
@@ -101,7 +106,10 @@ class MegapodVectorEnv(VectorEnv):
         idx = np.asarray(idx, dtype=np.int64)
         self._reset_sites(idx, self._next_trace_seeds(idx))
         self._autoreset[idx] = False
-        return self.encoder.encode(self.sim.meas)
+        return self._observe()
+
+    def _observe(self) -> np.ndarray:
+        return self.encoder.encode(site_measurements(self.sim, self.encoder.carbon_priced))
 
     def _infos(self, out: np.ndarray, clipped: np.ndarray) -> dict[str, Any]:
         mask = np.ones(self.num_envs, dtype=np.bool_)
@@ -150,9 +158,7 @@ class MegapodVectorEnv(VectorEnv):
         self._autoreset[:] = False
         self._started = True
         out = np.zeros((self.num_envs, L.N_OUT))
-        return self.encoder.encode(self.sim.meas), self._infos(
-            out, np.zeros(self.num_envs, dtype=np.int64)
-        )
+        return self._observe(), self._infos(out, np.zeros(self.num_envs, dtype=np.int64))
 
     def step(
         self, actions: np.ndarray
@@ -174,7 +180,7 @@ class MegapodVectorEnv(VectorEnv):
         self._autoreset = truncated
         terminated = np.zeros(self.num_envs, dtype=np.bool_)
         return (
-            self.encoder.encode(self.sim.meas),
+            self._observe(),
             rewards,
             terminated,
             truncated,

@@ -32,6 +32,7 @@ import numpy as np
 
 from megapod_gym.action import ActionDecoder
 from megapod_gym.observation import ObservationEncoder
+from megapod_gym.short_repr import short_repr
 from megapod_gym.sim.dispatch import curtail_export, dispatch
 
 FORMAT = "megapod-policy"
@@ -385,12 +386,18 @@ class PolicyController:
         site = _Site.from_sidecar(sidecar["site"], where)
         enc_site = sidecar["observation"]["encoder_site"]
         try:
+            carbon_priced = enc_site.get("carbon_priced", False)  # absent before carbon features
+            if not isinstance(carbon_priced, bool):
+                raise ValueError(
+                    f"carbon_priced must be true or false (got {short_repr(carbon_priced, 40)})"
+                )
             encoder = ObservationEncoder(
                 float(enc_site["import_limit_kw"]),
                 int(enc_site["n_stalls"]),
                 float(enc_site["battery_power_kw"]),
+                carbon_priced=carbon_priced,
             )
-        except (TypeError, ValueError) as exc:
+        except (AttributeError, TypeError, ValueError) as exc:
             raise PolicyFileError(f"{where}: bad observation.encoder_site ({exc})") from None
         _check_features(sidecar["observation"]["features"], encoder, where)
         decoder = ActionDecoder(

@@ -1,18 +1,40 @@
-"""Replay of recorded data: energy prices, ambient temperature and EV charging sessions from CSV.
+"""Replay of recorded data: energy prices, carbon intensity, ambient temperature and EV charging
+sessions from CSV.
 
 :func:`load_replay` reads the files named in :class:`~megapod_gym.config.schema.ReplayConfig` once
 (at environment construction) and validates every cell; :class:`ReplayData` then serves episode
 windows cheaply at every reset:
 
 * :meth:`ReplayData.start_days` lists the local-midnight dates an episode may start on;
-* :meth:`ReplayData.series_on` resamples prices or temperature onto the episode's step grid;
+* :meth:`ReplayData.series_on` resamples prices, carbon intensity or temperature onto the
+  episode's step grid;
 * :meth:`ReplayData.cars_on` turns the sessions of an episode window into :class:`CarArrivals`.
 
 File formats (CSV with a header row, read with the standard :mod:`csv` module)
 -----------------------------------------------------------------------------
-Timestamps are ISO 8601 (``2025-06-02T13:05:00``, ``2025-06-02 13:05``) in naive local time. A
-timestamp with a UTC offset (``...+02:00`` or ``...Z``) is accepted only if every row of the file
-has the same offset, which is then dropped (the file is read as local time of that offset).
+Timestamps are ISO 8601 (``2025-06-02T13:05:00``, ``2025-06-02 13:05``, with or without a UTC
+offset ``...-07:00`` / ``...Z``). The simulator runs on the site's local wall-clock time (every
+day has 24 h of steps from local midnight), and the timestamps are mapped onto it as follows:
+
+* ``replay.timezone`` not set: naive timestamps are local wall-clock time as they stand; a file
+  whose timestamps all carry the same UTC offset is read as local time of that offset (the offset
+  is dropped). Different offsets in one file (e.g. across a daylight-saving change) or naive and
+  offset rows mixed are an error asking for ``replay.timezone``, and so are naive timestamps that
+  repeat or step back (the repeated hour when daylight saving time ends is ambiguous without a
+  zone).
+* ``replay.timezone`` set (an IANA name, e.g. ``America/Los_Angeles``): timestamps with an offset
+  are converted into that zone's local time; naive ones are local time of that zone. A naive time
+  in the repeated hour of an autumn change is the first occurrence unless the row order says it
+  is the second (it does not come after the previous row otherwise), so the 25 hours of that day
+  load in order; a naive time in the hour skipped by a spring change does not exist and is an
+  error.
+
+Series (prices, carbon, temperature) are piecewise constant in real (absolute) time; a step's
+value is the time-weighted mean over the instants whose local wall-clock time lies in the step.
+On the autumn day the repeated hour's two occurrences are thus averaged into its steps; on the
+spring day the steps of the skipped hour hold the value in effect when the clocks jumped. The
+clock change is placed at the first sample carrying the new UTC offset (exact for data sampled on
+the hour or more often). EV session arrival times are used as local wall-clock times.
 
 The unit of every value column is in its name. A file ending in ``.gz`` is read through gzip.
 
@@ -21,6 +43,12 @@ The unit of every value column is in its name. A file ending in ``.gz`` is read 
   if in USD and converted by ``replay.price_to_usd``. A series whose median exceeds 2 $/kWh after
   conversion is refused as a probable unit error. Any spacing (5-min, hourly, irregular); each
   sample holds until the next one.
+* carbon intensity (marginal or average, of grid imports): ``timestamp`` and exactly one of
+  ``carbon_g_per_kwh`` (gCO2/kWh), ``carbon_kg_per_mwh`` (the same number) or
+  ``carbon_lb_per_mwh`` (x 0.45359237 to g/kWh). Every value must lie in
+  ``CARBON_RANGE_G_PER_KWH`` (0 to 2000 g/kWh) after conversion, and a median above
+  1300 g/kWh (dirtier than an all-lignite fleet) is refused as a probable lb/MWh column. Spacing
+  as for prices.
 * temperature: ``timestamp`` and ``ambient_c`` or ``ambient_f``.
 * EV sessions: ``arrival_time`` (required) and at least one of ``energy_kwh`` (or ``energy_wh``;
   a median session above 300 kWh is refused as a probable Wh column), ``duration_min`` or
@@ -28,8 +56,10 @@ The unit of every value column is in its name. A file ending in ``.gz`` is read 
   need not be sorted. Empty cells in optional columns mean "unknown" and are drawn from the
   scenario's :class:`~megapod_gym.config.schema.EVConfig` (see :meth:`ReplayData.cars_on`).
 
-Columns not listed above are an error. Every error is a :class:`ReplayError` whose message names
-the file, the 1-based row (line number in the file, header = line 1) and the column.
+Series must be strictly increasing in absolute time, without gaps wider than max(2 x median
+spacing, 1 h) (fill missing data before replaying). Columns not listed above are an error. Every
+error is a :class:`ReplayError` whose message names the file, the 1-based row (line number in
+the file, header = line 1) and the column.
 """
 
 from __future__ import annotations
@@ -43,6 +73,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from numba import njit
@@ -61,6 +92,9 @@ __all__ = [
 # Physical ranges of replayed values (inclusive).
 TEMPERATURE_RANGE_C: tuple[float, float] = (-60.0, 60.0)
 PRICE_RANGE_USD_PER_KWH: tuple[float, float] = (-10.0, 100.0)
+# Grid carbon intensity: from zero (curtailed renewables on the margin) to above the dirtiest
+# lignite unit (about 1.2 t/MWh, sources §5d anchors 0.4 t/MWh for gas); negative values are refused.
+CARBON_RANGE_G_PER_KWH: tuple[float, float] = (0.0, 2000.0)
 # Car-side power cap used to turn a session duration into energy (V3 stall peak, sources §1).
 DURATION_POWER_CAP_KW: float = 250.0
 # A series may skip at most max(GAP_MEDIAN_FACTOR x median spacing, MIN_GAP_LIMIT_S).
@@ -93,22 +127,33 @@ class ReplayError(ValueError):
 class TimeSeries:
     """A sampled series, piecewise constant forward: sample ``i`` holds on ``[t_i, t_{i+1})``.
 
-    The last sample holds for one more spacing (``t_last - t_{last-1}``), so the series covers
-    ``[timestamps[0], end)`` with ``end = 2 * t_last - t_{last-1}``.
+    Times ``t_i`` are absolute (real elapsed) times. The last sample holds for one more spacing
+    (``t_last - t_{last-1}``), so the series covers ``[t_0, t_last + (t_last - t_{last-1}))``.
 
     Attributes
     ----------
     timestamps
-        ``datetime64[s]``, naive local time, strictly increasing, at least 2 samples.
+        ``datetime64[s]``, local wall-clock time of each sample, at least 2 samples, in order.
     values
-        ``float64``, one per timestamp (units given by the owner: $/kWh or deg C).
+        ``float64``, one per timestamp (units given by the owner: $/kWh, g/kWh or deg C).
+    utc_offset_s
+        ``int64``, the local clock's UTC offset at each sample in seconds (local = UTC + offset),
+        or ``None`` (the default): the clock never changes, i.e. all offsets 0. Absolute time is
+        ``timestamps - utc_offset_s`` and must be strictly increasing; local timestamps step back
+        where the offset drops (the repeated hour when daylight saving time ends) and jump where
+        it rises. Stored as an array (zeros when ``None`` was given).
     """
 
     timestamps: np.ndarray
     values: np.ndarray
-    # Seconds since the first sample, and the integral of the series at each sample (value x s).
+    utc_offset_s: np.ndarray | None = None
+    # Absolute seconds since the first sample, and the integral of the series at each sample
+    # (value x s); pieces of constant UTC offset: absolute start (s) and wall-clock shift (s) of
+    # each, relative to the first sample.
     _t_s: np.ndarray = field(init=False, repr=False, compare=False)
     _cum: np.ndarray = field(init=False, repr=False, compare=False)
+    _piece_start_s: np.ndarray = field(init=False, repr=False, compare=False)
+    _piece_shift_s: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ts = np.asarray(self.timestamps, dtype="datetime64[s]")
@@ -121,26 +166,72 @@ class TimeSeries:
             raise ValueError(
                 "a time series needs at least 2 samples (the spacing defines the last one's span)"
             )
-        t_s = (ts - ts[0]).astype(np.int64)
+        off = (
+            np.zeros(ts.shape, dtype=np.int64)
+            if self.utc_offset_s is None
+            else np.asarray(self.utc_offset_s, dtype=np.int64)
+        )
+        if off.shape != ts.shape:
+            raise ValueError(
+                f"utc_offset_s must have one entry per timestamp ({ts.shape[0]}), got shape "
+                f"{off.shape}"
+            )
+        t_s = (ts - ts[0]).astype(np.int64) - (off - off[0])
         if np.any(np.diff(t_s) <= 0):
-            raise ValueError("timestamps must be strictly increasing")
+            raise ValueError(
+                "timestamps must be strictly increasing (in absolute time: timestamps - utc_offset_s)"
+            )
         if not np.all(np.isfinite(vals)):
             raise ValueError("values must be finite")
         cum = np.concatenate(([0.0], np.cumsum(vals[:-1] * np.diff(t_s))))
+        change = np.flatnonzero(np.diff(off)) + 1
         object.__setattr__(self, "timestamps", ts)
         object.__setattr__(self, "values", vals)
+        object.__setattr__(self, "utc_offset_s", off)
         object.__setattr__(self, "_t_s", t_s)
         object.__setattr__(self, "_cum", cum)
+        object.__setattr__(self, "_piece_start_s", np.concatenate(([0], t_s[change])))
+        object.__setattr__(self, "_piece_shift_s", np.concatenate(([0], off[change] - off[0])))
 
     @property
     def start(self) -> np.datetime64:
-        """Time of the first sample."""
+        """Local time of the first sample."""
         return self.timestamps[0]
 
     @property
     def end(self) -> np.datetime64:
-        """End of coverage: last sample + the spacing before it."""
-        return self.timestamps[-1] + (self.timestamps[-1] - self.timestamps[-2])
+        """Local time of the end of coverage: last sample + the (absolute) spacing before it."""
+        return self.timestamps[-1] + np.timedelta64(int(self._t_s[-1] - self._t_s[-2]), "s")
+
+    def wall_means(self, edges_s: np.ndarray) -> np.ndarray:
+        """Mean of the series over each local wall-clock interval ``[edges_s[k], edges_s[k+1])``.
+
+        ``edges_s`` are increasing local times in seconds since the first sample's local time
+        (``>= 0``). The mean is time-weighted over every instant whose local time lies in the
+        interval: both occurrences of a repeated hour count; an interval that no instant maps to
+        (the hour skipped when the clocks jump forward) takes the value in effect just before the
+        jump. Past the end of the data the series repeats itself from 24 h earlier (see
+        :meth:`ReplayData.series_on`).
+        """
+        edges_s = np.asarray(edges_s, dtype=np.int64)
+        if self._piece_start_s.shape[0] == 1:  # one clock: local time is absolute time
+            return np.diff(self._extended_integral(edges_s)) / np.diff(edges_s)
+        a = self._piece_start_s
+        b = np.append(a[1:], np.iinfo(np.int64).max // 4)
+        # absolute time reached in each piece by local time w (clipped to the piece)
+        u = np.clip(edges_s[None, :] - self._piece_shift_s[:, None], a[:, None], b[:, None])
+        integral = self._extended_integral(u.ravel()).reshape(u.shape)
+        integral = integral - self._extended_integral(a)[:, None]
+        num = np.diff(integral.sum(axis=0))
+        measure = (u - a[:, None]).sum(axis=0)  # absolute seconds with local time < w
+        den = np.diff(measure)
+        out = np.empty(num.shape)
+        some = den > 0
+        out[some] = num[some] / den[some]
+        if not np.all(some):  # inside a skipped hour: the value just before the jump
+            m = np.maximum(measure[:-1][~some], 1)
+            out[~some] = self._extended_integral(m) - self._extended_integral(m - 1)
+        return out
 
     def _integral(self, x_s: np.ndarray) -> np.ndarray:
         """Integral of the series from the first sample to ``x_s`` (seconds since it), x_s in [0, end]."""
@@ -219,7 +310,7 @@ class SessionLog:
 
 @dataclass(frozen=True)
 class ReplayData:
-    """Replayed exogenous data; any of the three parts may be absent (``None``).
+    """Replayed exogenous data; any of the parts may be absent (``None``).
 
     Attributes
     ----------
@@ -229,14 +320,17 @@ class ReplayData:
         Ambient temperature in deg C.
     sessions
         Recorded EV sessions.
+    carbon
+        Grid carbon intensity in g/kWh (gCO2 per kWh imported).
     sources
         The file each present part was read from, keyed ``"prices"``, ``"temperature"``,
-        ``"sessions"`` (used in error messages).
+        ``"sessions"``, ``"carbon"`` (used in error messages).
     """
 
     prices: TimeSeries | None
     temperature: TimeSeries | None
     sessions: SessionLog | None
+    carbon: TimeSeries | None = None
     # Which file each part came from (for error messages); not part of equality.
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -282,7 +376,11 @@ class ReplayData:
             lo = first if lo is None else max(lo, first)
             hi = last if hi is None else min(hi, last)
 
-        for name, series in (("prices", self.prices), ("temperature", self.temperature)):
+        for name, series in (
+            ("prices", self.prices),
+            ("temperature", self.temperature),
+            ("carbon", self.carbon),
+        ):
             if series is None:
                 continue
             start, end = series.start, series.end
@@ -297,7 +395,8 @@ class ReplayData:
             spans.append(f"sessions {first} to {last} ({(last - first).days + 1} days)")
         if lo is None or hi is None:
             raise ReplayError(
-                "replay data holds no prices, temperature or sessions to start an episode on"
+                "replay data holds no prices, carbon, temperature or sessions to start an "
+                "episode on"
             )
         if lo > hi:
             raise ReplayError(
@@ -326,13 +425,19 @@ class ReplayData:
 
     # -------------------------------------------------------------------------------- resample
     def series_on(
-        self, which: Literal["prices", "temperature"], start: dt.date, n: int, step_min: int
+        self,
+        which: Literal["prices", "carbon", "temperature"],
+        start: dt.date,
+        n: int,
+        step_min: int,
     ) -> np.ndarray:
         """The series on ``n`` steps of ``step_min`` minutes from local midnight of ``start``.
 
         The series is piecewise constant forward (a sample holds until the next one; the last one
         for one more spacing) and a step's value is its time-weighted mean over
-        ``[step start, step end)``. Steps past the end of the data (e.g. the price forecast horizon
+        ``[step start, step end)`` in local wall-clock time (on a daylight-saving change day the
+        repeated hour's two occurrences are averaged and the skipped hour holds the value in
+        effect at the jump, see :meth:`TimeSeries.wall_means`). Steps past the end of the data (e.g. the price forecast horizon
         running beyond the file) repeat the value from exactly 24 h earlier, iteratively, so the
         last recorded day is replayed again as often as needed. A step straddling the end mixes
         the recorded part and the repeated part, time-weighted.
@@ -340,7 +445,7 @@ class ReplayData:
         Parameters
         ----------
         which
-            ``"prices"`` ($/kWh) or ``"temperature"`` (deg C).
+            ``"prices"`` ($/kWh), ``"carbon"`` (g/kWh) or ``"temperature"`` (deg C).
         start
             Date whose local midnight is the start of step 0.
         n
@@ -359,8 +464,8 @@ class ReplayData:
             If the series is absent, if step 0 starts before its first sample, or if steps past
             the end are needed but the series covers less than 24 h.
         """
-        if which not in ("prices", "temperature"):
-            raise ValueError(f"which must be 'prices' or 'temperature' (got {which!r})")
+        if which not in ("prices", "carbon", "temperature"):
+            raise ValueError(f"which must be 'prices', 'carbon' or 'temperature' (got {which!r})")
         series: TimeSeries | None = getattr(self, which)
         source = self.sources.get(which, which)
         if series is None:
@@ -377,10 +482,9 @@ class ReplayData:
         step_s = step_min * _S_PER_MIN
         edges = offset_s + np.arange(n + 1, dtype=np.int64) * step_s
         try:
-            integral = series._extended_integral(edges)
+            return series.wall_means(edges)
         except ValueError as exc:
             raise ReplayError(f"{source}: {which}: {exc}") from None
-        return np.diff(integral) / step_s
 
     # ------------------------------------------------------------------------------------ cars
     def cars_on(
@@ -585,6 +689,7 @@ class _Table:
     def __init__(self, path: Path, what: str) -> None:
         self.path = path
         self.name = str(path)
+        self.naive = True  # no timestamp carried a UTC offset (set by timestamps())
         if not path.is_file():
             raise ReplayError(f"{self.name}: {what} file not found (row -, column -)")
         opener = (
@@ -660,11 +765,24 @@ class _Table:
         j = self.header.index(column)
         return [(line, raw[j].strip()) for raw, line in zip(self.rows, self.lines, strict=True)]
 
-    def timestamps(self, column: str) -> np.ndarray:
-        """Parse a timestamp column into naive ``datetime64[s]`` (one shared UTC offset dropped)."""
+    def timestamps(
+        self, column: str, tz: ZoneInfo | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Parse a timestamp column into local wall-clock times and their UTC offsets.
+
+        Returns ``(local, utc_offset_s)``: ``local`` is naive ``datetime64[s]``; ``utc_offset_s``
+        (``int64`` seconds, local = UTC + offset) is ``None`` when ``tz`` is ``None`` (naive
+        times as they stand, or one shared UTC offset dropped). With ``tz``, offset timestamps are
+        converted into ``tz`` and naive ones are read as ``tz`` local time (see the module
+        docstring for the repeated and the skipped hour). Sets ``self.naive`` (no row had an
+        offset).
+        """
         out = np.empty(len(self.rows), dtype="datetime64[s]")
+        offsets = np.zeros(len(self.rows), dtype=np.int64)
         offset: dt.timedelta | None = None
         first_line = 0
+        previous_utc: dt.datetime | None = None  # absolute time of the previous row (with tz)
+        self.naive = True
         for i, (line, text) in enumerate(self.cells(column)):
             if not text:
                 raise self.error(line, column, "empty timestamp")
@@ -676,17 +794,57 @@ class _Table:
                     line, column, f"cannot parse timestamp {text!r} (expected ISO 8601)"
                 ) from None
             this = stamp.utcoffset()
-            if i == 0:
-                offset, first_line = this, line
-            elif this != offset:
-                raise self.error(
-                    line,
-                    column,
-                    f"UTC offset {_fmt_offset(this)} differs from {_fmt_offset(offset)} on row "
-                    f"{first_line}; give naive local times or one fixed offset for the whole file",
-                )
-            out[i] = np.datetime64(stamp.replace(tzinfo=None), "s")
-        return out
+            if this is not None:
+                self.naive = False
+            if tz is None:
+                if i == 0:
+                    offset, first_line = this, line
+                elif this != offset:
+                    raise self.error(
+                        line,
+                        column,
+                        f"UTC offset {_fmt_offset(this)} differs from {_fmt_offset(offset)} on row "
+                        f"{first_line}; give naive local times or one fixed offset for the whole "
+                        "file, or declare replay.timezone (an IANA name, e.g. America/Los_Angeles) "
+                        "to convert the timestamps into the site's local time",
+                    )
+                out[i] = np.datetime64(stamp.replace(tzinfo=None), "s")
+                continue
+            local = (
+                stamp.astimezone(tz)
+                if this is not None
+                else self._localize(stamp, tz, previous_utc, line, column)
+            )
+            previous_utc = local.astimezone(dt.timezone.utc)
+            out[i] = np.datetime64(local.replace(tzinfo=None), "s")
+            offsets[i] = int((local.utcoffset() or dt.timedelta(0)).total_seconds())
+        return out, (None if tz is None else offsets)
+
+    def _localize(
+        self,
+        stamp: dt.datetime,
+        tz: ZoneInfo,
+        previous_utc: dt.datetime | None,
+        line: int,
+        column: str,
+    ) -> dt.datetime:
+        """Naive local time ``stamp`` in ``tz``: the first occurrence of a repeated local time
+        unless it would not come after the previous row; a skipped local time is an error."""
+        first = stamp.replace(tzinfo=tz, fold=0)
+        first_utc = first.astimezone(dt.timezone.utc)
+        if first_utc.astimezone(tz).replace(tzinfo=None) != stamp:
+            raise self.error(
+                line,
+                column,
+                f"local time {stamp.isoformat(sep=' ')} does not exist in {tz.key} (the clocks "
+                "jump forward over it when daylight saving time starts); is the file in another "
+                "zone than replay.timezone?",
+            )
+        second = stamp.replace(tzinfo=tz, fold=1)
+        if previous_utc is not None and first_utc <= previous_utc:
+            if second.astimezone(dt.timezone.utc) != first_utc:  # repeated: the second occurrence
+                return second.astimezone(tz)
+        return first.astimezone(tz)
 
     def numbers(
         self,
@@ -736,30 +894,46 @@ def _fmt_offset(offset: dt.timedelta | None) -> str:
     return f"{sign}{abs(total) // 3600:02d}:{abs(total) % 3600 // 60:02d}"
 
 
-def _check_spacing(table: _Table, stamps: np.ndarray, column: str) -> None:
-    """Strictly increasing timestamps without gaps wider than max(2 x median spacing, 1 h)."""
+def _check_spacing(
+    table: _Table, stamps: np.ndarray, column: str, utc_offset_s: np.ndarray | None = None
+) -> None:
+    """Strictly increasing absolute times (``stamps - utc_offset_s``) without gaps wider than
+    max(2 x median spacing, 1 h); errors show local times. Naive timestamps read without a zone
+    that repeat or skip an hour get a hint to declare ``replay.timezone``."""
     t_s = stamps.astype(np.int64)
+    if utc_offset_s is not None:
+        t_s = t_s - utc_offset_s
     diff = np.diff(t_s)
+    dst_hint = table.naive and utc_offset_s is None
     bad = np.flatnonzero(diff <= 0)
     if bad.size:
         i = int(bad[0]) + 1
-        raise table.error(
-            table.lines[i],
-            column,
+        message = (
             f"timestamp {_fmt(stamps[i])} is not after the previous row's {_fmt(stamps[i - 1])} "
-            "(timestamps must be strictly increasing)",
+            "(timestamps must be strictly increasing)"
         )
+        if dst_hint and -diff[i - 1] < 3600:
+            message += (
+                "; naive local times that repeat like this are ambiguous (e.g. the repeated hour "
+                "when daylight saving time ends): declare replay.timezone (an IANA name, e.g. "
+                "America/Los_Angeles) or give timestamps with UTC offsets"
+            )
+        raise table.error(table.lines[i], column, message)
     limit_s = max(GAP_MEDIAN_FACTOR * float(np.median(diff)), float(MIN_GAP_LIMIT_S))
     gaps = np.flatnonzero(diff > limit_s)
     if gaps.size:
         i = int(gaps[0]) + 1
-        raise table.error(
-            table.lines[i],
-            column,
+        message = (
             f"gap of {diff[i - 1] / 60:g} min after {_fmt(stamps[i - 1])} exceeds the limit of "
             f"{limit_s / 60:g} min (max of {GAP_MEDIAN_FACTOR:g} x median spacing and "
-            f"{MIN_GAP_LIMIT_S // 60} min); fill missing data before replaying",
+            f"{MIN_GAP_LIMIT_S // 60} min); fill missing data before replaying"
         )
+        if dst_hint and diff[i - 1] - 3600 <= limit_s:
+            message += (
+                " (if this is the hour skipped when daylight saving time starts, declare "
+                "replay.timezone, an IANA name such as America/Los_Angeles)"
+            )
+        raise table.error(table.lines[i], column, message)
 
 
 # price columns and their factor to $/kWh (the currency factor of the config applies on top)
@@ -772,7 +946,7 @@ PRICE_UNITS: dict[str, float] = {
 PRICE_MEDIAN_PLAUSIBLE_USD_PER_KWH = 2.0
 
 
-def _read_prices(path: Path, to_usd: float = 1.0) -> TimeSeries:
+def _read_prices(path: Path, to_usd: float = 1.0, tz: ZoneInfo | None = None) -> TimeSeries:
     table = _Table(path, "prices")
     table.check_columns(("timestamp", *PRICE_UNITS), ("timestamp",))
     given = [c for c in PRICE_UNITS if c in table.header]
@@ -784,7 +958,7 @@ def _read_prices(path: Path, to_usd: float = 1.0) -> TimeSeries:
     column = given[0]
     factor = PRICE_UNITS[column] * to_usd
     table.need_rows(2)
-    stamps = table.timestamps("timestamp")
+    stamps, utc_offset_s = table.timestamps("timestamp", tz)
     lo, hi = PRICE_RANGE_USD_PER_KWH
     unit = {"price_usd_per_kwh": "$/kWh", "price_usd_per_mwh": "$/MWh"}.get(column, "cents/kWh")
     values = table.numbers(column, lo / factor, hi / factor, unit=f" {unit}") * factor
@@ -795,11 +969,54 @@ def _read_prices(path: Path, to_usd: float = 1.0) -> TimeSeries:
             "implausible for energy; is the series in $/MWh (name the column price_usd_per_mwh) "
             "or cents (price_cents_per_kwh), or is replay.price_to_usd wrong?"
         )
-    _check_spacing(table, stamps, "timestamp")
-    return TimeSeries(stamps, values)
+    _check_spacing(table, stamps, "timestamp", utc_offset_s)
+    return TimeSeries(stamps, values, utc_offset_s)
 
 
-def _read_temperature(path: Path) -> TimeSeries:
+# carbon columns and their factor to g/kWh (gCO2 per kWh; 1 lb = 0.45359237 kg, exact)
+CARBON_UNITS: dict[str, float] = {
+    "carbon_g_per_kwh": 1.0,
+    "carbon_kg_per_mwh": 1.0,
+    "carbon_lb_per_mwh": 0.45359237,
+}
+_CARBON_UNIT_LABELS = {
+    "carbon_g_per_kwh": "g/kWh",
+    "carbon_kg_per_mwh": "kg/MWh",
+    "carbon_lb_per_mwh": "lb/MWh",
+}
+# a g/kWh series whose median exceeds this is dirtier than an all-lignite fleet (~1.2 t/MWh):
+# almost surely lb/MWh (E, our threshold)
+CARBON_MEDIAN_PLAUSIBLE_G_PER_KWH = 1300.0
+
+
+def _read_carbon(path: Path, tz: ZoneInfo | None = None) -> TimeSeries:
+    table = _Table(path, "carbon intensity")
+    table.check_columns(("timestamp", *CARBON_UNITS), ("timestamp",))
+    given = [c for c in CARBON_UNITS if c in table.header]
+    if len(given) != 1:
+        raise ReplayError(
+            f"{table.name}: row {table.header_line}, column 'carbon_g_per_kwh': give exactly one "
+            f"of {', '.join(CARBON_UNITS)} (header has: {', '.join(table.header)})"
+        )
+    column = given[0]
+    factor = CARBON_UNITS[column]
+    table.need_rows(2)
+    stamps, utc_offset_s = table.timestamps("timestamp", tz)
+    lo, hi = CARBON_RANGE_G_PER_KWH
+    unit = _CARBON_UNIT_LABELS[column]
+    values = table.numbers(column, lo / factor, hi / factor, unit=f" {unit}") * factor
+    median = float(np.median(values))
+    if median > CARBON_MEDIAN_PLAUSIBLE_G_PER_KWH:
+        raise ReplayError(
+            f"{table.name}: row -, column {column!r}: the median carbon intensity is "
+            f"{median:.0f} g/kWh, above {CARBON_MEDIAN_PLAUSIBLE_G_PER_KWH:g} g/kWh (an all-lignite "
+            "fleet); is the series in lb/MWh (name the column carbon_lb_per_mwh)?"
+        )
+    _check_spacing(table, stamps, "timestamp", utc_offset_s)
+    return TimeSeries(stamps, values, utc_offset_s)
+
+
+def _read_temperature(path: Path, tz: ZoneInfo | None = None) -> TimeSeries:
     table = _Table(path, "temperature")
     table.check_columns(("timestamp", "ambient_c", "ambient_f"), ("timestamp",))
     given = [c for c in ("ambient_c", "ambient_f") if c in table.header]
@@ -809,18 +1026,18 @@ def _read_temperature(path: Path) -> TimeSeries:
             f"ambient_c or ambient_f (header has: {', '.join(table.header)})"
         )
     table.need_rows(2)
-    stamps = table.timestamps("timestamp")
+    stamps, utc_offset_s = table.timestamps("timestamp", tz)
     lo, hi = TEMPERATURE_RANGE_C
     if given[0] == "ambient_c":
         values = table.numbers("ambient_c", lo, hi, unit=" deg C")
     else:
         f_lo, f_hi = lo * 9 / 5 + 32, hi * 9 / 5 + 32
         values = (table.numbers("ambient_f", f_lo, f_hi, unit=" deg F") - 32.0) * 5.0 / 9.0
-    _check_spacing(table, stamps, "timestamp")
-    return TimeSeries(stamps, values)
+    _check_spacing(table, stamps, "timestamp", utc_offset_s)
+    return TimeSeries(stamps, values, utc_offset_s)
 
 
-def _read_sessions(path: Path) -> SessionLog:
+def _read_sessions(path: Path, tz: ZoneInfo | None = None) -> SessionLog:
     table = _Table(path, "EV sessions")
     table.check_columns(_SESSION_COLUMNS, ("arrival_time",))
     header = table.header
@@ -835,7 +1052,7 @@ def _read_sessions(path: Path) -> SessionLog:
             f"energy_kwh, duration_min, or both arrival_soc and target_soc (header has: {', '.join(header)})"
         )
     table.need_rows(1)
-    arrival = table.timestamps("arrival_time")
+    arrival, _ = table.timestamps("arrival_time", tz)  # local wall-clock arrival times
     if "energy_kwh" in header and "energy_wh" in header:
         raise ReplayError(
             f"{table.name}: row {table.header_line}, column 'energy_wh': give energy_kwh or "
@@ -893,7 +1110,8 @@ def load_replay(cfg: ReplayConfig) -> ReplayData:
     Returns
     -------
     ReplayData
-        Prices converted to $/kWh, temperatures in deg C, sessions sorted by arrival.
+        Prices converted to $/kWh, carbon intensity to g/kWh, temperatures in deg C, sessions
+        sorted by arrival; timestamps in local time of ``cfg.timezone`` when it is set.
 
     Raises
     ------
@@ -902,17 +1120,23 @@ def load_replay(cfg: ReplayConfig) -> ReplayData:
         1) and the column.
     """
     sources: dict[str, str] = {}
-    prices = temperature = None
+    prices = temperature = carbon = None
     sessions = None
+    tz = ZoneInfo(cfg.timezone) if cfg.timezone is not None else None
     if cfg.prices_csv is not None:
         sources["prices"] = cfg.prices_csv
-        prices = _read_prices(Path(cfg.prices_csv), cfg.price_to_usd)
+        prices = _read_prices(Path(cfg.prices_csv), cfg.price_to_usd, tz)
+    if cfg.carbon_csv is not None:
+        sources["carbon"] = cfg.carbon_csv
+        carbon = _read_carbon(Path(cfg.carbon_csv), tz)
     if cfg.temperature_csv is not None:
         sources["temperature"] = cfg.temperature_csv
-        temperature = _read_temperature(Path(cfg.temperature_csv))
+        temperature = _read_temperature(Path(cfg.temperature_csv), tz)
     if cfg.ev_sessions_csv is not None:
         sources["sessions"] = cfg.ev_sessions_csv
-        sessions = _read_sessions(Path(cfg.ev_sessions_csv))
+        sessions = _read_sessions(Path(cfg.ev_sessions_csv), tz)
         if np.any(np.isnan(sessions.target_soc) & np.isnan(sessions.energy_kwh)):
             _warm_up_duration_kernel()  # compile now (env construction), not at the first reset
-    return ReplayData(prices=prices, temperature=temperature, sessions=sessions, sources=sources)
+    return ReplayData(
+        prices=prices, temperature=temperature, sessions=sessions, carbon=carbon, sources=sources
+    )

@@ -323,11 +323,14 @@ def test_replay_paths_are_relative_to_the_file_that_names_them(tmp_path: Path) -
     write(tmp_path / "data" / "piece.yaml", "replay:\n  prices_csv: prices.csv\n")
     path = write(
         tmp_path / "scen.yaml",
-        "extends: [data/piece]\nreplay:\n  temperature_csv: temps/t.csv\n",
+        "extends: [data/piece]\nreplay:\n  temperature_csv: temps/t.csv\n"
+        "  carbon_csv: c.csv\n  timezone: Europe/Berlin\n",
     )
     cfg = load_scenario(path)
     assert Path(cfg.replay.prices_csv) == (tmp_path / "data" / "prices.csv").resolve()
     assert Path(cfg.replay.temperature_csv) == (tmp_path / "temps" / "t.csv").resolve()
+    assert Path(cfg.replay.carbon_csv) == (tmp_path / "c.csv").resolve()
+    assert cfg.replay.timezone == "Europe/Berlin"  # a zone name, not a path
 
 
 # ------------------------------------------------------------------------- embedded data

@@ -17,9 +17,9 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import megapod_gym
 from megapod_gym import ENV_ID, SOFT_ENV_ID
-from megapod_gym.config import DEFAULT_SCENARIO, scenario_names
-from megapod_gym.envs.site_env import MegapodSiteEnv
-from megapod_gym.observation import ObservationEncoder
+from megapod_gym.config import DEFAULT_SCENARIO, load_scenario, scenario_names
+from megapod_gym.envs.site_env import MegapodSiteEnv, make_encoder
+from megapod_gym.observation import CARBON_FEATURES, ObservationEncoder, carbon_measurements
 from megapod_gym.registration import register_envs
 from megapod_gym.scenario.trace import TraceSampler
 from megapod_gym.sim import layout as L
@@ -367,6 +367,54 @@ def test_observation_describes_the_site() -> None:
     assert dec(obs, "stalls_occupied_frac") * 12 == pytest.approx(
         round(dec(obs, "stalls_occupied_frac") * 12)
     )
+
+
+def test_carbon_features_only_when_carbon_is_priced() -> None:
+    """No shipped preset prices carbon, so none gets carbon features; a carbon price appends
+    intensity now and its 1 h / 4 h forecast means (from the trace, exact), in single and vector
+    envs alike."""
+    carbon_names = tuple(f.name for f in CARBON_FEATURES)
+    for name in scenario_names():
+        config = load_scenario(name)
+        assert config.tariff.carbon_price_usd_per_tonne == 0.0, name
+        assert make_encoder(config).names == tuple(L.MEAS_FIELDS), name
+    overrides = {"tariff.carbon_price_usd_per_tonne": 80.0, "episode.days": 0.25}
+    env = MegapodSiteEnv(config_overrides=overrides)
+    assert env.observation_names == tuple(L.MEAS_FIELDS) + carbon_names
+    assert env.observation_space.shape == (len(L.MEAS_FIELDS) + 3,)
+    assert env.encoder.site["carbon_priced"] is True
+    assert "carbon_priced" not in make().encoder.site
+    obs, _ = env.reset(seed=3)
+    gym_check_env(MegapodSiteEnv(config_overrides=overrides), skip_render_check=True)
+    carbon = env.trace.carbon_g_per_kwh[0]
+    T = carbon.shape[0]
+    venv = gym.make_vec(
+        ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", config_overrides=overrides
+    )
+    vobs, _ = venv.reset(seed=3)
+    np.testing.assert_array_equal(vobs[0], obs)
+    for t in range(T):
+        ahead = carbon[np.minimum(np.arange(t + 1, t + 49), T - 1)]
+        assert env.encoder.decode(obs, "carbon_g_per_kwh") == pytest.approx(carbon[t])
+        assert env.encoder.decode(obs, "carbon_next_1h_mean_g_per_kwh") == pytest.approx(
+            ahead[:12].mean()
+        )
+        assert env.encoder.decode(obs, "carbon_next_4h_mean_g_per_kwh") == pytest.approx(
+            ahead.mean()
+        )
+        action = np.array([1.0, 0.0], np.float32)
+        obs, *_ = env.step(action)
+        vobs, *_ = venv.step(np.stack([action, action]))
+        np.testing.assert_array_equal(vobs[0], obs)
+    # after the last step the measurement repeats the last step's value, like the kernel's
+    assert env.encoder.decode(obs, "carbon_g_per_kwh") == pytest.approx(carbon[-1])
+
+
+def test_carbon_measurements_hold_the_last_step_past_the_episode() -> None:
+    carbon = np.array([[100.0, 200.0, 300.0, 400.0], [0.0, 0.0, 0.0, 800.0]])
+    out = carbon_measurements(carbon, np.array([1, 3]), steps_h=1)  # 4 h = 4 steps
+    np.testing.assert_allclose(out[0], [200.0, 300.0, (300 + 400 * 3) / 4])
+    np.testing.assert_allclose(out[1], [800.0, 800.0, 800.0])
 
 
 # ---------------------------------------------------------------------------------- render

@@ -425,6 +425,23 @@ def test_sidecar_version_and_format(policy: Path) -> None:
         PolicyController.load(policy.with_name("absent.onnx"))
 
 
+def test_carbon_priced_policy_takes_carbon_measurements(
+    tmp_path: Path, sample_measurements: dict
+) -> None:
+    config = load_scenario(None, {"tariff.carbon_price_usd_per_tonne": 50.0})
+    c = PolicyController.load(write_policy(tmp_path / "carbon.onnx", config))
+    assert c.encoder.names == make_encoder(config).names
+    assert c.encoder.names[-1] == "carbon_next_4h_mean_g_per_kwh"
+    with pytest.raises(MeasurementError, match="carbon_g_per_kwh"):
+        c.decide(sample_measurements)
+    carbon = {
+        "carbon_g_per_kwh": 420.0,
+        "carbon_next_1h_mean_g_per_kwh": 400.0,
+        "carbon_next_4h_mean_g_per_kwh": 250.0,
+    }
+    assert tuple(c.decide({**sample_measurements, **carbon})) == SETPOINT_KEYS
+
+
 def test_sidecar_that_does_not_match_the_encoder(policy: Path) -> None:
     edit_sidecar(policy, lambda d: d["observation"]["features"][13].update(scale=1000.0))
     with pytest.raises(

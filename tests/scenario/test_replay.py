@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from megapod_gym.config import load_scenario
-from megapod_gym.config.schema import EVConfig, ReplayConfig
+from megapod_gym.config import ConfigError, load_scenario
+from megapod_gym.config.schema import EVConfig, ReplayConfig, ScenarioConfig
 from megapod_gym.scenario.replay import (
     ReplayData,
     ReplayError,
@@ -601,3 +601,249 @@ def test_a_day_without_sessions_is_a_gap_never_a_day_without_cars(tmp_path: Path
         dt.date(2025, 6, 6),
     ]
     assert data.start_days(2 * 288, 5) == [dt.date(2025, 6, 5)]  # never runs through the gap
+
+
+# ------------------------------------------------------------------------------ carbon intensity
+CARBON_G_PER_KWH = np.array([400.0, 380.0, 120.0, 0.0, 520.0, 450.0] * 8)  # 48 hourly values
+LB_PER_MWH_IN_G_PER_KWH = 0.45359237
+
+
+def _carbon_scenario(tmp_path: Path, carbon_csv: str, **overrides: object) -> ScenarioConfig:
+    prices = series_csv(tmp_path, "p.csv", "price_usd_per_kwh", [0.1] * 48, 60)
+    base = {"replay.prices_csv": prices, "replay.carbon_csv": carbon_csv}
+    return load_scenario(None, {**base, "replay.held_out_frac": 0.0, **overrides})
+
+
+def test_carbon_in_lb_per_mwh_gives_the_same_trace_row(tmp_path: Path) -> None:
+    """g/kWh, kg/MWh, lb/MWh and a gzipped file give the same trace carbon row: the file's."""
+    import gzip
+
+    from megapod_gym.scenario.trace import TraceSampler
+
+    g = series_csv(tmp_path, "g.csv", "carbon_g_per_kwh", CARBON_G_PER_KWH, 60)
+    gz = tmp_path / "g.csv.gz"
+    gz.write_bytes(gzip.compress(Path(g).read_bytes()))
+    files = [
+        g,
+        str(gz),
+        series_csv(tmp_path, "kg.csv", "carbon_kg_per_mwh", CARBON_G_PER_KWH, 60),
+        series_csv(
+            tmp_path, "lb.csv", "carbon_lb_per_mwh", CARBON_G_PER_KWH / LB_PER_MWH_IN_G_PER_KWH, 60
+        ),
+    ]
+    rows = []
+    for path in files:
+        sampler = TraceSampler(_carbon_scenario(tmp_path, path))
+        assert sampler.replay is not None and sampler.replay.carbon is not None
+        rows.append(sampler.sample([0, 1]))
+    for trace in rows[1:]:
+        np.testing.assert_allclose(trace.carbon_g_per_kwh, rows[0].carbon_g_per_kwh, rtol=1e-12)
+    trace = rows[0]
+    for b in range(2):
+        day = (trace.start_date[b].astype(dt.date) - DAY0.date()).days
+        hourly = CARBON_G_PER_KWH[24 * day : 24 * (day + 1)]
+        np.testing.assert_allclose(trace.carbon_g_per_kwh[b], np.repeat(hourly, 12))
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "shown"),
+    [
+        ("carbon_g_per_kwh", 2500.0, "2500 g/kWh"),
+        ("carbon_g_per_kwh", -5.0, "-5 g/kWh"),
+        ("carbon_lb_per_mwh", 5000.0, "5000 lb/MWh"),  # 2268 g/kWh
+    ],
+)
+def test_implausible_carbon_value_names_file_column_row_and_value(
+    tmp_path: Path, column: str, value: float, shown: str
+) -> None:
+    values = [400.0] * 24
+    values[5] = value  # line 7 of the file (header = line 1)
+    path = series_csv(tmp_path, "carbon_bad.csv", column, values, 60)
+    prices = series_csv(tmp_path, "p.csv", "price_usd_per_kwh", [0.1] * 24, 60)
+    with pytest.raises(ReplayError) as info:
+        load_replay(ReplayConfig(prices_csv=prices, carbon_csv=path))
+    message = str(info.value)
+    assert "carbon_bad.csv" in message and "row 7," in message and repr(column) in message
+    assert shown in message and "outside the physical range" in message
+
+
+def test_carbon_series_in_lb_per_mwh_named_as_g_per_kwh_is_refused(tmp_path: Path) -> None:
+    path = series_csv(tmp_path, "c.csv", "carbon_g_per_kwh", [1500.0] * 24, 60)  # lb/MWh values
+    prices = series_csv(tmp_path, "p.csv", "price_usd_per_kwh", [0.1] * 24, 60)
+    with pytest.raises(ReplayError, match=r"c\.csv: row -, column 'carbon_g_per_kwh'.*lb/MWh"):
+        load_replay(ReplayConfig(prices_csv=prices, carbon_csv=path))
+
+
+def test_carbon_needs_one_unit_column_and_another_replay_file(tmp_path: Path) -> None:
+    rows = ["timestamp,carbon_g_per_kwh,carbon_lb_per_mwh", "2025-06-02T00:00,1,2"]
+    path = write(tmp_path, "c.csv", rows + ["2025-06-02T01:00,1,2"])
+    prices = series_csv(tmp_path, "p.csv", "price_usd_per_kwh", [0.1] * 24, 60)
+    with pytest.raises(ReplayError, match="row 1, column 'carbon_g_per_kwh': give exactly one"):
+        load_replay(ReplayConfig(prices_csv=prices, carbon_csv=path))
+    with pytest.raises(ConfigError, match="carbon_csv is replayed only together with"):
+        load_scenario(None, {"replay.carbon_csv": path})
+
+
+def test_replayed_carbon_is_charged_at_every_step_and_observed(tmp_path: Path) -> None:
+    from megapod_gym.envs.site_env import MegapodSiteEnv
+
+    carbon_csv = series_csv(tmp_path, "c.csv", "carbon_g_per_kwh", CARBON_G_PER_KWH, 60)
+    price_usd_per_tonne = 100.0
+    config = _carbon_scenario(
+        tmp_path,
+        carbon_csv,
+        **{"tariff.carbon_price_usd_per_tonne": price_usd_per_tonne, "episode.days": 0.25},
+    )
+    env = MegapodSiteEnv(config)
+    obs, _ = env.reset(seed=0)
+    start = env.trace.start_date[0].astype(dt.date)
+    T = env.sim.n_steps
+    expected = env.sampler.replay.series_on("carbon", start, T, 5)
+    np.testing.assert_allclose(env.trace.carbon_g_per_kwh[0], expected)
+    decode = env.unwrapped.encoder.decode
+    total = 0.0
+    for t in range(T):
+        assert decode(obs, "carbon_g_per_kwh") == pytest.approx(expected[t])
+        assert decode(obs, "carbon_next_1h_mean_g_per_kwh") == pytest.approx(
+            expected[np.minimum(np.arange(t + 1, t + 13), T - 1)].mean()
+        )
+        obs, _, _, _, info = env.step(env.action_space.high)
+        import_kwh = info["grid_import_kw"] * env.sim.dt_h
+        cost = import_kwh * expected[t] * price_usd_per_tonne / 1e6
+        assert info["carbon_cost_usd"] == pytest.approx(cost, rel=1e-9, abs=1e-12)
+        total += info["carbon_cost_usd"]
+    assert total > 0.0
+
+
+# ----------------------------------------------------------------------- time zones and DST
+LA = "America/Los_Angeles"
+
+
+def _local_rows(
+    zone: str, start: dt.datetime, n: int, step_min: int, with_offset: bool = False
+) -> list[tuple[str, float]]:
+    """``n`` samples every ``step_min`` real minutes from local ``start`` in ``zone``, as local
+    timestamps (naive, or with their UTC offset), value = sample index."""
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(zone)
+    t0 = start.replace(tzinfo=tz).astimezone(dt.timezone.utc)
+    rows = []
+    for i in range(n):
+        local = (t0 + dt.timedelta(minutes=i * step_min)).astimezone(tz)
+        rows.append(
+            (local.isoformat() if with_offset else local.replace(tzinfo=None).isoformat(), i)
+        )
+    return rows
+
+
+def _csv(tmp_path: Path, name: str, column: str, rows: list[tuple[str, float]]) -> str:
+    return write(tmp_path, name, [f"timestamp,{column}"] + [f"{t},{v}" for t, v in rows])
+
+
+def test_autumn_dst_day_loads_25_hours_in_order(tmp_path: Path) -> None:
+    day = dt.datetime(2024, 11, 3)  # US daylight saving time ends at 02:00 (01:00-02:00 twice)
+    rows = _local_rows(LA, day, 25, 60)
+    assert [t[11:13] for t, _ in rows[:4]] == ["00", "01", "01", "02"]
+    path = _csv(tmp_path, "autumn.csv", "ambient_c", rows)
+    data = load_replay(ReplayConfig(temperature_csv=path, timezone=LA))
+    series = data.temperature
+    assert series is not None and len(series.values) == 25
+    np.testing.assert_array_equal(series.values, np.arange(25))  # both 01:00 values, in order
+    assert series.timestamps[1] == series.timestamps[2] == np.datetime64("2024-11-03T01:00")
+    np.testing.assert_array_equal(
+        series.utc_offset_s[:4], [-7 * 3600, -7 * 3600, -8 * 3600, -8 * 3600]
+    )
+    assert data.start_days(24, 60) == [day.date()]  # covers local midnight to midnight
+    hourly = data.series_on("temperature", day.date(), 24, 60)
+    # 01:00-02:00 local happened twice: its step averages both; later hours are one sample later
+    np.testing.assert_allclose(hourly, [0.0, 1.5, *range(3, 25)])
+    five_min = data.series_on("temperature", day.date(), 288, 5)
+    np.testing.assert_allclose(five_min, np.repeat(hourly, 12))
+
+
+def test_spring_dst_day_loads_23_hours(tmp_path: Path) -> None:
+    day = dt.datetime(2024, 3, 10)  # US daylight saving time starts: 02:00-03:00 never happens
+    rows = _local_rows(LA, day, 23 * 12, 5)
+    assert rows[24][0].startswith("2024-03-10T03:00")  # 01:55 is followed by 03:00
+    path = _csv(tmp_path, "spring.csv", "price_usd_per_mwh", rows)
+    with pytest.raises(
+        ReplayError, match=r"spring\.csv: row 26, column 'timestamp': gap.*timezone"
+    ):
+        load_replay(ReplayConfig(prices_csv=path))  # naive without a zone: a 65-min gap
+    data = load_replay(ReplayConfig(prices_csv=path, timezone=LA))
+    assert data.prices is not None and len(data.prices.values) == 23 * 12
+    assert data.start_days(288, 5) == [day.date()]
+    hourly = data.series_on("prices", day.date(), 24, 60)
+    # the skipped hour holds the value in effect when the clocks jumped (the last 01:55 sample)
+    expected = [np.arange(12).mean() + 0.0, np.arange(12, 24).mean(), 23.0]
+    expected += [np.arange(12 * h, 12 * h + 12).mean() for h in range(2, 23)]
+    np.testing.assert_allclose(hourly, np.array(expected) / 1000)
+
+
+def test_ambiguous_naive_timestamps_without_timezone_are_an_error(tmp_path: Path) -> None:
+    rows = _local_rows(LA, dt.datetime(2024, 11, 3), 25 * 4, 15)
+    path = _csv(tmp_path, "naive.csv", "carbon_g_per_kwh", [(t, 300.0) for t, _ in rows])
+    prices = series_csv(tmp_path, "p.csv", "price_usd_per_kwh", [0.1] * 24, 60)
+    with pytest.raises(ReplayError) as info:
+        load_replay(ReplayConfig(prices_csv=prices, carbon_csv=path))
+    message = str(info.value)
+    # row 10 (line 10) is the second 01:00, after 01:45
+    assert "naive.csv: row 10, column 'timestamp'" in message
+    assert "ambiguous" in message and "replay.timezone" in message
+
+
+def test_local_time_skipped_by_the_clock_change_is_an_error(tmp_path: Path) -> None:
+    rows = [("2024-03-10T01:30", 1.0), ("2024-03-10T02:30", 2.0), ("2024-03-10T03:30", 3.0)]
+    path = _csv(tmp_path, "skipped.csv", "ambient_c", rows)
+    with pytest.raises(
+        ReplayError, match=r"skipped\.csv: row 3, column 'timestamp'.*does not exist"
+    ):
+        load_replay(ReplayConfig(temperature_csv=path, timezone=LA))
+
+
+@pytest.mark.parametrize("offsets", ["local", "utc"])
+def test_offset_timestamps_equal_naive_local_time_with_timezone(
+    tmp_path: Path, offsets: str
+) -> None:
+    zone = "America/New_York"  # e.g. 2024-11-03T01:30:00-04:00, then 01:30:00-05:00
+    day = dt.datetime(2024, 11, 2)
+    naive = _local_rows(zone, day, 2 * 24 * 2 + 2, 30)
+    aware = _local_rows(zone, day, len(naive), 30, with_offset=True)
+    if offsets == "utc":  # the same instants written in UTC
+        aware = [
+            (dt.datetime.fromisoformat(t).astimezone(dt.timezone.utc).isoformat(), v)
+            for t, v in aware
+        ]
+    assert "2024-11-03T01:30:00-05:00" in {t for t, _ in aware} or offsets == "utc"
+    a = load_replay(
+        ReplayConfig(
+            prices_csv=_csv(tmp_path, "naive.csv", "price_usd_per_mwh", naive), timezone=zone
+        )
+    ).prices
+    b = load_replay(
+        ReplayConfig(
+            prices_csv=_csv(tmp_path, "aware.csv", "price_usd_per_mwh", aware), timezone=zone
+        )
+    ).prices
+    assert a is not None and b is not None
+    np.testing.assert_array_equal(b.timestamps, a.timestamps)
+    np.testing.assert_array_equal(b.utc_offset_s, a.utc_offset_s)
+    np.testing.assert_array_equal(b.values, a.values)
+    data = load_replay(
+        ReplayConfig(
+            prices_csv=_csv(tmp_path, "aware2.csv", "price_usd_per_mwh", aware), timezone=zone
+        )
+    )
+    assert data.start_days(288, 5) == [dt.date(2024, 11, 2), dt.date(2024, 11, 3)]
+    for start in data.start_days(288, 5):
+        got = data.series_on("prices", start, 288, 5)
+        ref = load_replay(
+            ReplayConfig(prices_csv=str(tmp_path / "naive.csv"), timezone=zone)
+        ).series_on("prices", start, 288, 5)
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_unknown_timezone_names_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"replay\.timezone: unknown time zone 'Mars/Olympus'"):
+        load_scenario(None, {"replay.timezone": "Mars/Olympus"})
