@@ -1,4 +1,4 @@
-"""Compiled step of a batch of sites (numba, one core).
+"""Compiled step of a batch of sites (numba; one thread, or several for large batches).
 
 Everything here works on plain NumPy arrays with a leading batch axis; ``SiteSimulator`` owns the
 arrays and calls these functions. The loop over sites is compiled, so a batch of 4,096 sites costs
@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 import megapod_gym.sim.layout as L
 from megapod_gym.sim.dispatch import curtail_export, dispatch
@@ -303,8 +303,7 @@ def prepare_sites(
     return 0
 
 
-@njit(cache=True)
-def step_batch(
+def _step_batch(
     active: np.ndarray,
     act: np.ndarray,
     par: np.ndarray,
@@ -339,7 +338,7 @@ def step_batch(
             return STEP_EPISODE_OVER
         if not (math.isfinite(act[b, 0]) and math.isfinite(act[b, 1])) or math.isnan(act[b, 2]):
             return STEP_BAD_ACTION
-    for b in range(B):
+    for b in prange(B):  # sites are independent: each iteration writes only row b
         o = out[b]
         o[:] = 0.0
         if not active[b]:
@@ -590,3 +589,10 @@ def step_batch(
             meas,
         )
     return 0
+
+
+# One body, compiled twice: ``step_batch`` runs the sites on the calling thread; ``step_batch_mt``
+# spreads them over numba's threads (``numba.set_num_threads``), for large batches where the
+# thread start-up (tens of microseconds) is small against the step. Results are identical.
+step_batch = njit(cache=True)(_step_batch)
+step_batch_mt = njit(cache=True, parallel=True)(_step_batch)

@@ -15,14 +15,26 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
+import numba
 import numpy as np
 
 from megapod_gym.config.schema import ScenarioConfig
 from megapod_gym.scenario.trace import ExogenousTrace
 from megapod_gym.sim import layout as L
 from megapod_gym.sim.forecast import WINDOW_NAMES, forecast_windows
-from megapod_gym.sim.kernel import STEP_BAD_ACTION, STEP_EPISODE_OVER, prepare_sites, step_batch
+from megapod_gym.sim.kernel import (
+    STEP_BAD_ACTION,
+    STEP_EPISODE_OVER,
+    prepare_sites,
+    step_batch,
+    step_batch_mt,
+)
 from megapod_gym.sim.params import SiteParams, build_params
+
+# Batches at least this large step on all of numba's threads (``numba.set_num_threads(n)`` or the
+# NUMBA_NUM_THREADS environment variable; 1 keeps everything on the calling thread). Below it the
+# threads' start-up costs more than they save (experiments/bench_throughput.py measures both).
+MIN_SITES_PER_THREADED_STEP = 256
 
 
 class SiteSimulator:
@@ -201,7 +213,12 @@ class SiteSimulator:
             actions = np.ascontiguousarray(
                 np.broadcast_to(actions, (self.batch_size, 3)), dtype=np.float64
             )
-        code = step_batch(
+        kernel = (
+            step_batch_mt
+            if self.batch_size >= MIN_SITES_PER_THREADED_STEP and numba.get_num_threads() > 1
+            else step_batch
+        )
+        code = kernel(
             self._all if active is None else active,
             actions,
             *self._kernel_args,
