@@ -594,16 +594,6 @@ class ReplayConfig(StrictModel):
             ) from None
         return v
 
-    @model_validator(mode="after")
-    def _carbon_with_another_file(self) -> ReplayConfig:
-        others = (self.prices_csv, self.temperature_csv, self.ev_sessions_csv)
-        if self.carbon_csv is not None and all(p is None for p in others):
-            raise ValueError(
-                "carbon_csv is replayed only together with prices_csv, temperature_csv or "
-                "ev_sessions_csv (name at least one of them too)"
-            )
-        return self
-
 
 # ---------------------------------------------------------------------------------------- reward
 class RewardConfig(StrictModel):

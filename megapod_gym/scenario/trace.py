@@ -440,7 +440,9 @@ class _SeedDraws:
 
 def _has_replay(config: ScenarioConfig) -> bool:
     r = config.replay
-    return any(p is not None for p in (r.prices_csv, r.temperature_csv, r.ev_sessions_csv))
+    return any(
+        p is not None for p in (r.prices_csv, r.temperature_csv, r.ev_sessions_csv, r.carbon_csv)
+    )
 
 
 def _head(cal: Calendar, n: int) -> Calendar:

@@ -674,14 +674,19 @@ def test_carbon_series_in_lb_per_mwh_named_as_g_per_kwh_is_refused(tmp_path: Pat
         load_replay(ReplayConfig(prices_csv=prices, carbon_csv=path))
 
 
-def test_carbon_needs_one_unit_column_and_another_replay_file(tmp_path: Path) -> None:
+def test_carbon_needs_exactly_one_unit_column_and_may_be_replayed_alone(tmp_path: Path) -> None:
     rows = ["timestamp,carbon_g_per_kwh,carbon_lb_per_mwh", "2025-06-02T00:00,1,2"]
     path = write(tmp_path, "c.csv", rows + ["2025-06-02T01:00,1,2"])
     prices = series_csv(tmp_path, "p.csv", "price_usd_per_kwh", [0.1] * 24, 60)
     with pytest.raises(ReplayError, match="row 1, column 'carbon_g_per_kwh': give exactly one"):
         load_replay(ReplayConfig(prices_csv=prices, carbon_csv=path))
-    with pytest.raises(ConfigError, match="carbon_csv is replayed only together with"):
-        load_scenario(None, {"replay.carbon_csv": path})
+    from megapod_gym.scenario.trace import TraceSampler
+
+    alone = series_csv(tmp_path, "c1.csv", "carbon_g_per_kwh", CARBON_G_PER_KWH, 60)
+    trace = TraceSampler(load_scenario(None, {"replay.carbon_csv": alone})).sample([0])
+    step_h = trace.step_min / 60.0
+    hours = (np.arange(trace.n_steps) * step_h).astype(int)
+    np.testing.assert_allclose(trace.carbon_g_per_kwh[0], np.asarray(CARBON_G_PER_KWH)[hours])
 
 
 def test_replayed_carbon_is_charged_at_every_step_and_observed(tmp_path: Path) -> None:
