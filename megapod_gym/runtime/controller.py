@@ -33,7 +33,7 @@ import numpy as np
 from megapod_gym.action import ActionDecoder
 from megapod_gym.observation import ObservationEncoder
 from megapod_gym.short_repr import short_repr
-from megapod_gym.sim.dispatch import curtail_export, dispatch
+from megapod_gym.sim.dispatch import compute_request, curtail_export, dispatch
 
 FORMAT = "megapod-policy"
 FORMAT_VERSION = 2
@@ -579,8 +579,7 @@ class PolicyController:
                 finite and imp <= import_max and exp_kw <= export_max and lo <= batt_final <= hi
             ):
                 self._refuse(b, B > 1, finite, imp, exp_kw, comp, ev, batt_final, aux, lo, hi)
-            frac_in = min(max(frac_req, 0.0), 1.0)
-            comp_req = s.it_kw * (frac_in if frac_in >= s.cap_floor_frac else s.standby_frac) * pue
+            comp_req = compute_request(frac_req, s.it_kw, s.cap_floor_frac, s.standby_frac, pue)[0]
             out.append(
                 {
                     "compute_frac": it_frac,

@@ -18,6 +18,21 @@ All powers in kW (AC side), averaged over the step; battery power positive = dis
 from __future__ import annotations
 
 
+def compute_request(
+    compute_frac_request: float,
+    it_kw: float,
+    cap_floor_frac: float,
+    standby_frac: float,
+    pue: float,
+) -> tuple[float, float, bool]:
+    """``(site kW, IT fraction, running)`` compute asks for before any cut: the requested IT
+    fraction clipped to [0, 1], or the standby fraction (paused) below the cap floor; x PUE."""
+    frac = min(max(compute_frac_request, 0.0), 1.0)
+    running = frac >= cap_floor_frac
+    it_frac = frac if running else standby_frac
+    return it_kw * it_frac * pue, it_frac, running
+
+
 def dispatch(
     ev_request_kw: float,
     ev_cap_kw: float,
@@ -54,10 +69,9 @@ def dispatch(
     if not strict and ev_cap_kw < ev:
         ev = max(ev_cap_kw, 0.0)
 
-    frac = min(max(compute_frac_request, 0.0), 1.0)
-    running = frac >= cap_floor_frac
-    it_frac = frac if running else standby_frac
-    comp = it_kw * it_frac * pue
+    comp, it_frac, running = compute_request(
+        compute_frac_request, it_kw, cap_floor_frac, standby_frac, pue
+    )
 
     if battery_energy_kwh > 0.0:
         dis_max = min(

@@ -26,10 +26,12 @@ import math
 
 import numpy as np
 from numba import njit, prange
+from numba.extending import register_jitable
 
 import megapod_gym.sim.layout as L
-from megapod_gym.sim.dispatch import curtail_export, dispatch
+from megapod_gym.sim.dispatch import compute_request, curtail_export, dispatch
 
+register_jitable(compute_request)  # callable from compiled code (dispatch and the step below)
 _dispatch = njit(cache=True)(dispatch)
 _curtail_export = njit(cache=True)(curtail_export)
 
@@ -364,7 +366,7 @@ def _step_batch(
         it_cap = p[L.P_IT_KW]
         floor = p[L.P_CAP_FLOOR_FRAC]
         frac_req = min(max(act[b, L.A_COMPUTE_FRAC], 0.0), 1.0)
-        comp_req = it_cap * (frac_req if frac_req >= floor else p[L.P_STANDBY_FRAC]) * pue
+        comp_req = compute_request(frac_req, it_cap, floor, p[L.P_STANDBY_FRAC], pue)[0]
         batt_req = act[b, L.A_BATTERY_KW]
         e_kwh = p[L.P_BATTERY_ENERGY_KWH]
         eta_c = p[L.P_BATTERY_CHARGE_EFFICIENCY]
