@@ -852,3 +852,24 @@ def test_offset_timestamps_equal_naive_local_time_with_timezone(
 def test_unknown_timezone_names_the_field() -> None:
     with pytest.raises(ConfigError, match=r"replay\.timezone: unknown time zone 'Mars/Olympus'"):
         load_scenario(None, {"replay.timezone": "Mars/Olympus"})
+
+
+def test_belgian_day_ahead_example_loads_with_its_held_out_week() -> None:
+    """The shipped real-price example: 36 recorded days, the last 7 held out, the spring DST day
+    (23 local hours in the file) loads, EUR/MWh converted at price_to_usd."""
+    import datetime as dt
+
+    from megapod_gym.scenario.trace import HELD_OUT_SEED_BASE, TraceSampler
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_scenario(root / "configs/examples/replay-belgium-day-ahead.yaml")
+    sampler = TraceSampler(cfg)
+    assert (len(sampler.train_days), len(sampler.held_out_days)) == (29, 7)
+    assert sampler.held_out_days[0] == dt.date(2023, 4, 23)
+    held = sampler.sample(range(HELD_OUT_SEED_BASE, HELD_OUT_SEED_BASE + 7))
+    assert sorted(held.start_yyyymmdd.tolist()) == list(range(20230423, 20230430))
+    dst_day = sampler.replay.series_on("prices", dt.date(2023, 3, 26), 288, 5)
+    assert np.isfinite(dst_day).all()
+    # 01:00 local on 25 March 2023 cleared at -7.29 EUR/MWh
+    first = sampler.replay.series_on("prices", dt.date(2023, 3, 25), 288, 5)
+    np.testing.assert_allclose(first[12:24], -7.29 * cfg.replay.price_to_usd / 1000.0)
