@@ -13,6 +13,7 @@ be reset on its own (the vector env's autoreset). It imports neither gymnasium n
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Sequence
 
 import numba
@@ -36,6 +37,32 @@ from megapod_gym.sim.params import SiteParams, build_params
 # threads' start-up costs more than they save (experiments/bench_throughput.py measures both).
 MIN_SITES_PER_THREADED_STEP = 256
 
+_compile_notice_checked = False
+
+
+def kernels_cached() -> bool | None:
+    """Whether numba's cache holds the compiled step for this install's source (None: numba's
+    cache layout could not be read; it is private API)."""
+    try:
+        return bool(step_batch._cache._cache_file._load_index())
+    except Exception:  # noqa: BLE001 - any change in numba's internals means "cannot tell"
+        return None
+
+
+def _announce_first_compile() -> None:
+    """One line on stderr, once per process, when the kernels still have to be compiled: a fresh
+    install's first run spends 10-20 s there (later runs load them from numba's cache)."""
+    global _compile_notice_checked
+    if _compile_notice_checked:
+        return
+    _compile_notice_checked = True
+    if kernels_cached() is False:
+        print(
+            "megapod-gym: compiling the simulation kernels for this install (10-20 s, once; later "
+            "runs load them from numba's cache)",
+            file=sys.stderr,
+        )
+
 
 class SiteSimulator:
     """``B`` sites stepped by one compiled kernel.
@@ -54,6 +81,7 @@ class SiteSimulator:
     def __init__(
         self, configs: ScenarioConfig | Sequence[ScenarioConfig], batch_size: int = 1
     ) -> None:
+        _announce_first_compile()
         self.configs: list[ScenarioConfig] = (
             [configs] * batch_size if isinstance(configs, ScenarioConfig) else list(configs)
         )

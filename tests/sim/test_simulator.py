@@ -315,3 +315,28 @@ def test_threaded_kernel_steps_exactly_like_the_single_threaded_one() -> None:
             break
     np.testing.assert_array_equal(sims[0].fstate, sims[1].fstate)
     np.testing.assert_array_equal(sims[0].car_dyn, sims[1].car_dyn)
+
+
+@pytest.mark.slow
+def test_first_compile_is_announced_once_and_cached_runs_are_silent(tmp_path) -> None:
+    """A fresh install (empty numba cache) says on stderr that it compiles the kernels; the next
+    process finds them in the cache and says nothing."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from megapod_gym.config import load_scenario\n"
+        "from megapod_gym.scenario.trace import TraceSampler\n"
+        "from megapod_gym.sim.simulator import SiteSimulator\n"
+        "cfg = load_scenario(); sim = SiteSimulator(cfg); SiteSimulator(cfg)\n"
+        "sim.reset(TraceSampler(cfg).sample([0])); sim.step(1.0, 0.0)\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = [
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        for _ in range(2)
+    ]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr + runs[1].stderr
+    assert runs[0].stderr.count("compiling the simulation kernels") == 1
+    assert "compiling" not in runs[1].stderr
