@@ -66,7 +66,6 @@ and its envelopes are refined round by round (see :func:`solve_fleet_hindsight`)
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,26 +73,23 @@ from pathlib import Path
 import highspy
 import numpy as np
 
-from agents.optim.oracle import ReferenceEV, reference_ev_run
+from agents.optim.fleet_lp_blocks import (
+    _pool_bounds,
+    _site_block,
+    _site_row,
+    _SiteBlock,
+    _stack,
+)
 from agents.optim.site_lp import (
-    Envelope,
-    LpArrays,
-    SiteLPInputs,
     SiteLPParams,
     _extract,
-    _Layout,
-    backlog_can_bind,
-    build_site_lp,
-    compute_envelopes,
     hull_value,
     new_highs,
     tangent_lines,
 )
 from megapod_gym.config.fleet import FleetConfig, fleet_site_configs, load_fleet
-from megapod_gym.config.schema import ScenarioConfig
 from megapod_gym.fleet.simulator import FleetSimulator
-from megapod_gym.fleet.trace import FleetTrace, JobTrace
-from megapod_gym.scenario.trace import ExogenousTrace
+from megapod_gym.fleet.trace import FleetTrace
 
 _STATUS_OPTIMAL = highspy.HighsModelStatus.kOptimal
 
@@ -141,195 +137,6 @@ class FleetHindsightSolution:
     def work_lost_kwh(self) -> float:
         """Work lost at deadlines by the end of the episode (IT kWh)."""
         return float(self.work_lost_cum_kwh[-1]) if self.work_lost_cum_kwh.size else 0.0
-
-
-@dataclass
-class _SiteBlock:
-    """One site's LP inside the fleet model."""
-
-    name: str
-    params: SiteLPParams
-    inputs: SiteLPInputs
-    envelopes: tuple[Envelope, Envelope]
-    lp: LpArrays
-    lay: _Layout
-    outage: np.ndarray  # [T] bool
-    ref: ReferenceEV
-    shortfall_usd_per_kwh: np.ndarray  # [T] penalty per unserved AC kWh
-    col0: int = 0  # first column of the block in the fleet model
-
-
-def _site_row(trace: FleetTrace, k: int, params: SiteLPParams) -> ExogenousTrace:
-    """Site ``k``'s trace row with the demand-charge axis trimmed to the site's own charges
-    (a stacked fleet trace pads it to the largest count of any site)."""
-    row = trace.sites.site(k)
-    n_dc = params.n_demand_charges
-    if row.demand_active.shape[2] != n_dc:
-        row = dataclasses.replace(row, demand_active=row.demand_active[:, :, :n_dc])
-    return row
-
-
-def _site_block(
-    name: str,
-    config: ScenarioConfig,
-    row: ExogenousTrace,
-    outage: np.ndarray,
-    n_lines: int,
-    n_grid: int,
-    ev_shortfall_usd_per_kwh: float | None,
-) -> _SiteBlock:
-    """Build one site's strict-mode hindsight LP with the fleet changes (module docstring)."""
-    if config.ev_priority != "strict":
-        raise ValueError(
-            f"site {name!r} uses ev_priority={config.ev_priority!r}; the fleet LP supports "
-            "'strict' only"
-        )
-    base = SiteLPParams.from_config(config)
-    # no own backlog: the pool rows bound the work (backlog block absent)
-    params = dataclasses.replace(base, backlog_initial_kwh=np.inf, backlog_max_kwh=np.inf)
-    T = row.n_steps
-    if T != params.n_steps:
-        raise ValueError(f"site {name!r}: trace has {T} steps, the scenario {params.n_steps}")
-    ref = reference_ev_run(config, row)
-    pue = params.pue(row.ambient_c[0, :T])
-    pue = np.where(outage, 0.0, pue)  # compute draws nothing while islanded
-    has_out = bool(outage.any())
-    inputs = SiteLPInputs(
-        price_usd_per_kwh=row.price_usd_per_kwh[0, :T].astype(np.float64),
-        export_price_usd_per_kwh=row.export_price_usd_per_kwh[0, :T].astype(np.float64),
-        carbon_g_per_kwh=row.carbon_g_per_kwh[0, :T].astype(np.float64),
-        ev_ac_kw=ref.ev_ac_kw,
-        pue=pue,
-        inference_demand_frac=row.inference_demand_frac[0, :T].astype(np.float64),
-        training_arrival_kwh=np.zeros(T),
-        demand_active=row.demand_active[0, :T].astype(bool),
-        battery_soc_frac=params.battery_initial_soc,
-        backlog_kwh=np.inf,
-        peak0_kw=params.demand_threshold_kw.copy(),
-        shortfall_penalty_usd_per_kwh=0.0 if has_out else None,  # per step, set below
-        offset_usd=ref.ev_revenue_usd - ref.wait_penalty_usd - ref.balk_penalty_usd,
-    )
-    assert not backlog_can_bind(params, inputs)
-    d = inputs.inference_demand_frac
-    envs = compute_envelopes(params, d, n_lines, n_grid)
-    lp, lay = build_site_lp(params, inputs, envs)
-    if ev_shortfall_usd_per_kwh is None:  # lost revenue: retail price per DC kWh
-        penalty = row.ev_price_usd_per_kwh[0, :T].astype(np.float64) * params.charger_efficiency
-    else:
-        penalty = np.full(T, float(ev_shortfall_usd_per_kwh))
-    penalty = np.where(outage, penalty, 0.0)
-    if has_out:
-        n = lay.n
-        o = np.nonzero(outage)[0]
-        lo, hi, cost = lp.col_lower, lp.col_upper, lp.col_cost
-        lo[lay.x + o] = hi[lay.x + o] = params.standby_frac
-        hi[lay.w + o] = 0.0
-        hi[lay.s + o] = 0.0
-        hi[lay.imp + o] = 0.0
-        hi[lay.exp + o] = 0.0
-        # the simulator drops the battery's aux load while islanded: the balance row of step j
-        # (row j of the site LP) then reads imp - exp + d - c (+ z) = EV AC load
-        lp.row_lower[o] = lp.row_upper[o] = ref.ev_ac_kw[o]
-        # shortfall: outage steps only, at most the cars' load
-        hi[lay.z : lay.z + n] = np.where(outage, ref.ev_ac_kw, 0.0)
-        cost[lay.z : lay.z + n] = -penalty * params.dt_h
-    # the x coefficients of outage balance rows are 0 (PUE 0): drop them from the matrix
-    return _SiteBlock(name, params, inputs, envs, _drop_zeros(lp), lay, outage, ref, penalty)
-
-
-def _drop_zeros(lp: LpArrays) -> LpArrays:
-    """``lp`` without explicit zero matrix entries (rows and columns unchanged)."""
-    nz = lp.a_value != 0.0
-    if np.all(nz):
-        return lp
-    n_rows = lp.n_rows
-    row_of = np.repeat(np.arange(n_rows), np.diff(lp.a_start))
-    start = np.zeros(n_rows + 1, dtype=np.int32)
-    np.cumsum(np.bincount(row_of[nz], minlength=n_rows), out=start[1:])
-    return dataclasses.replace(
-        lp, a_start=start, a_index=lp.a_index[nz].copy(), a_value=lp.a_value[nz].copy()
-    )
-
-
-def _pool_bounds(jobs: JobTrace, T: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(A_t, D_t)``: work arrived by step ``t`` and work due by the end of step ``t``."""
-    size = jobs.size_kwh.astype(np.float64)
-    arrived = np.zeros(T)
-    inside = jobs.arrival_step < T
-    np.add.at(arrived, np.maximum(jobs.arrival_step[inside], 0), size[inside])
-    due = np.zeros(T)
-    last = jobs.deadline_step - 1  # the last step in which the job can still be worked on
-    inside = last < T
-    np.add.at(due, np.maximum(last[inside], 0), size[inside])
-    A = np.cumsum(arrived)
-    D = np.minimum(np.cumsum(due), A)  # deadline > arrival always; min guards rounding only
-    return A, D
-
-
-def _stack(blocks: list[_SiteBlock], A: np.ndarray, D: np.ndarray) -> tuple[LpArrays, int, int]:
-    """Block-diagonal fleet LP plus the pool columns ``M`` and ``l`` and the pool rows (last).
-
-    Sets each block's ``col0``; returns the LP and the first columns of ``M`` and ``l``."""
-    T = A.shape[0]
-    col = 0
-    costs, los, his, rlo, rhi, starts, idx, vals = [], [], [], [], [], [], [], []
-    nnz = 0
-    offset = 0.0
-    for b in blocks:
-        b.col0 = col
-        lp = b.lp
-        costs.append(lp.col_cost)
-        los.append(lp.col_lower)
-        his.append(lp.col_upper)
-        rlo.append(lp.row_lower)
-        rhi.append(lp.row_upper)
-        starts.append(lp.a_start[:-1].astype(np.int64) + nnz)
-        idx.append(lp.a_index.astype(np.int64) + col)
-        vals.append(lp.a_value)
-        nnz += int(lp.a_index.shape[0])
-        offset += lp.offset
-        col += lp.n_cols
-    m0, l0 = col, col + T
-    n_cols = col + 2 * T
-    costs.append(np.zeros(2 * T))
-    los.append(np.concatenate([D, np.zeros(T)]))
-    his.append(np.concatenate([A, np.full(T, np.inf)]))
-    # pool rows: M_t - M_{t-1} - l_t - sum_k w_{k,t} = 0
-    K = len(blocks)
-    t = np.arange(T)
-    w_cols = np.stack([b.col0 + b.lay.w + t for b in blocks], axis=1)  # [T, K]
-    prev = np.where(t > 0, m0 + t - 1, -1)
-    row_idx = np.concatenate(
-        [(m0 + t)[:, None], prev[:, None], (l0 + t)[:, None], w_cols], axis=1
-    )  # [T, K + 3]
-    row_val = np.concatenate(
-        [np.ones((T, 1)), -np.ones((T, 1)), -np.ones((T, 1)), -np.ones((T, K))], axis=1
-    )
-    keep = row_idx >= 0
-    counts = keep.sum(axis=1)
-    starts.append(nnz + np.concatenate([[0], np.cumsum(counts)[:-1]]))
-    idx.append(row_idx[keep])
-    vals.append(row_val[keep])
-    rlo.append(np.zeros(T))
-    rhi.append(np.zeros(T))
-    nnz += int(counts.sum())
-
-    a_start = np.concatenate(starts + [np.array([nnz])])
-    a_index = np.concatenate(idx)
-    a_value = np.concatenate(vals)
-    lp = LpArrays(
-        col_cost=np.concatenate(costs),
-        col_lower=np.concatenate(los),
-        col_upper=np.concatenate(his),
-        row_lower=np.concatenate(rlo),
-        row_upper=np.concatenate(rhi),
-        a_start=a_start.astype(np.int32),
-        a_index=a_index.astype(np.int32),
-        a_value=np.ascontiguousarray(a_value, dtype=np.float64),
-        offset=offset,
-    )
-    assert lp.n_cols == n_cols
-    return lp, m0, l0
 
 
 Cuts = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # (w/s cols, x cols, slope, icpt)

@@ -60,7 +60,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from agents.evaluation.rollout import TRAIN_SEED_LIMIT
 from agents.training.config import ALGOS
 from megapod_gym.config import scenario_names
-from megapod_gym.config.schema import StrictModel
+from megapod_gym.config.strict_model import StrictModel
 
 Metric = Literal["eval/normalized_score", "eval/profit_usd", "eval/pct_of_optimum"]
 ORACLE_METRICS = ("eval/normalized_score", "eval/pct_of_optimum")

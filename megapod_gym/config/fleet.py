@@ -36,7 +36,8 @@ from megapod_gym.config.loading import (
     preset_path,
     preset_root,
 )
-from megapod_gym.config.schema import EpisodeConfig, ScenarioConfig, StrictModel
+from megapod_gym.config.schema import EpisodeConfig, ScenarioConfig
+from megapod_gym.config.strict_model import StrictModel
 from megapod_gym.config.yaml_reader import YamlConfigError, read_config_yaml
 
 DEFAULT_FLEET = "tri-tz-3site"

@@ -1,6 +1,10 @@
-"""Typed, validated scenario configuration.
+"""Typed, validated scenario configuration: :class:`ScenarioConfig` and its sections.
 
-Every number that describes the site lives here, with its default and the figure it comes from.
+Every number that describes the site lives here, with its default and the figure it comes from;
+the ``ev`` and ``tariff`` sections live in :mod:`megapod_gym.config.ev` and
+:mod:`megapod_gym.config.tariff`, the base model and its number types in
+:mod:`megapod_gym.config.strict_model`, time windows in :mod:`megapod_gym.config.time_window`.
+This module re-exports their public names (``from megapod_gym.config.schema import EVConfig``).
 A comment "sources §x" refers to section x of ``docs/sources.md`` (in this repository), which lists
 every default with its links and a grade: P primary, S secondary, D derived, E our assumption.
 Defaults describe the typical urban 12-stall site of sources §7 (the ``urban-12stall-bev``
@@ -12,99 +16,74 @@ All models forbid unknown keys and are frozen. Validation errors are re-raised b
 
 from __future__ import annotations
 
-import functools
 import math
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, field_validator, model_validator
 
+from megapod_gym.config.ev import (
+    IONIQ5_CURVE,
+    TESLA_400V_CURVE,
+    URBAN_PROFILE,
+    AcceptanceCurve,
+    BetaSpec,
+    EVConfig,
+    VehicleModel,
+)
+from megapod_gym.config.strict_model import (
+    MAX_MAGNITUDE,
+    Frac,
+    NonNegFloat,
+    PositiveFloat,
+    StrictModel,
+)
+from megapod_gym.config.tariff import DemandCharge, RealtimePriceModel, TariffConfig, TOUPeriod
+from megapod_gym.config.time_window import (
+    ALL_MONTHS,
+    ALL_WEEKDAYS,
+    Hour,
+    Month,
+    TimeWindow,
+    Weekday,
+)
 from megapod_gym.short_repr import short_repr
 from megapod_gym.sim.layout import LEDGER_FIELDS
 
-# No figure of a site comes near 1e9 in its unit (kW, kWh, USD, minutes, ...); a larger value is a
-# typo or an attack, and up to it every product the simulator forms stays far from overflow.
-MAX_MAGNITUDE = 1e9
-Frac = Annotated[float, Field(ge=0.0, le=1.0)]
-PositiveFloat = Annotated[float, Field(gt=0.0, le=MAX_MAGNITUDE)]
-NonNegFloat = Annotated[float, Field(ge=0.0, le=MAX_MAGNITUDE)]
-Hour = Annotated[int, Field(ge=0, le=24)]
-Weekday = Annotated[int, Field(ge=0, le=6)]  # 0 = Monday
-Month = Annotated[int, Field(ge=1, le=12)]
-
-ALL_WEEKDAYS: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6)
-ALL_MONTHS: tuple[int, ...] = tuple(range(1, 13))
-
-
-class StrictModel(BaseModel):
-    """Base: unknown keys are errors, instances are immutable, defaults are validated too, NaN and
-    infinities are refused everywhere, and a number field takes numbers only (``True`` or
-    ``"0.5"`` is an error, not 1.0 or 0.5)."""
-
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
-    )
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        field = cls.model_fields.get(info.field_name or "")
-        if field is not None and _wants_number(field.annotation):
-            _refuse_non_numbers(value, _wants_sequence(field.annotation))
-        return value
-
-
-_NUMERIC = (int, float)
-
-
-@functools.cache
-def _wants_number(annotation: Any) -> bool:
-    """True for ``float``/``int`` fields and sequences/optionals of them (not ``bool``)."""
-    if annotation in _NUMERIC:
-        return True
-    args = [a for a in get_args(annotation) if a is not type(None) and a is not Ellipsis]
-    return bool(args) and all(_wants_number(a) for a in args)
-
-
-@functools.cache
-def _wants_sequence(annotation: Any) -> bool:
-    return get_origin(annotation) in (tuple, list)
-
-
-def _refuse_non_numbers(value: Any, sequence: bool) -> None:
-    items = value if sequence and isinstance(value, (list, tuple)) else [value]
-    for i, v in enumerate(items):
-        if v is None and not sequence:
-            continue
-        if isinstance(v, (bool, str)):
-            kind = "a boolean" if isinstance(v, bool) else "a string"
-            where = f"element {i} " if sequence else ""
-            raise ValueError(f"{where}must be a number, not {kind}")
-
-
-class TimeWindow(StrictModel):
-    """A recurring window: hours ``[start_hour, end_hour)`` (wraps past midnight when start > end)
-    on the listed weekdays (0 = Monday) and months (1 = January)."""
-
-    start_hour: Hour = 0
-    end_hour: Hour = 24
-    weekdays: tuple[Weekday, ...] = ALL_WEEKDAYS
-    months: tuple[Month, ...] = ALL_MONTHS
-
-    @model_validator(mode="after")
-    def _non_empty(self) -> TimeWindow:
-        if self.start_hour == self.end_hour:
-            raise ValueError("start_hour must differ from end_hour (an empty window)")
-        if not self.weekdays or not self.months:
-            raise ValueError("weekdays and months must each list at least one value")
-        return self
+__all__ = [
+    "ALL_MONTHS",
+    "ALL_WEEKDAYS",
+    "IONIQ5_CURVE",
+    "MAX_MAGNITUDE",
+    "TESLA_400V_CURVE",
+    "URBAN_PROFILE",
+    "AcceptanceCurve",
+    "BatteryConfig",
+    "BetaSpec",
+    "ChargerConfig",
+    "ComputeConfig",
+    "DemandCharge",
+    "EVConfig",
+    "EpisodeConfig",
+    "Frac",
+    "GridConfig",
+    "Hour",
+    "Month",
+    "NonNegFloat",
+    "PUECurve",
+    "PositiveFloat",
+    "RealtimePriceModel",
+    "ReplayConfig",
+    "RewardConfig",
+    "ScenarioConfig",
+    "StrictModel",
+    "TOUPeriod",
+    "TariffConfig",
+    "TimeWindow",
+    "VehicleModel",
+    "Weekday",
+    "WeatherConfig",
+]
 
 
 # --------------------------------------------------------------------------------------- episode
@@ -179,151 +158,6 @@ class ChargerConfig(StrictModel):
     stalls_per_cabinet: int = Field(4, ge=1, le=64)  # sources §1/§7: V3 cabinet feeds 4 stalls
     cabinet_kw: PositiveFloat = 1000.0  # sources §7: 1,000 kW per V3 cabinet
     efficiency: float = Field(0.94, gt=0.0, le=1.0)  # sources §1: V3 cabinet ~94 % AC->DC (E)
-
-
-# -------------------------------------------------------------------------------------------- EV
-class AcceptanceCurve(StrictModel):
-    """Max charging power (kW at the car) as a piecewise-linear function of SoC."""
-
-    soc: tuple[Frac, ...]
-    kw: tuple[NonNegFloat, ...]
-
-    @model_validator(mode="after")
-    def _consistent(self) -> AcceptanceCurve:
-        if len(self.soc) != len(self.kw):
-            raise ValueError(
-                f"soc and kw must have equal length (got {len(self.soc)} and {len(self.kw)})"
-            )
-        if len(self.soc) < 2:
-            raise ValueError("needs at least 2 points")
-        if self.soc[0] != 0.0 or self.soc[-1] != 1.0:
-            raise ValueError("soc points must start at 0.0 and end at 1.0")
-        if any(b <= a for a, b in zip(self.soc, self.soc[1:])):
-            raise ValueError("soc points must be strictly increasing")
-        if max(self.kw) <= 0.0:
-            raise ValueError("kw must have at least one positive value")
-        return self
-
-
-# sources §2b: default piecewise-linear curve, 400 V Tesla pack on V3/V4 (D from measured 0->80 %).
-TESLA_400V_CURVE = AcceptanceCurve(
-    soc=(0.0, 0.05, 0.25, 0.45, 0.60, 0.80, 0.90, 1.0),
-    kw=(150.0, 250.0, 250.0, 170.0, 120.0, 65.0, 40.0, 10.0),
-)
-# sources §2b: Ioniq 5 58 kWh: ~177 kW peak 7-45 %, ~140 kW to 57 %, 50 kW by 86 % (S).
-IONIQ5_CURVE = AcceptanceCurve(
-    soc=(0.0, 0.07, 0.45, 0.57, 0.86, 1.0), kw=(100.0, 177.0, 177.0, 140.0, 50.0, 10.0)
-)
-
-
-class VehicleModel(StrictModel):
-    """One vehicle type in the arriving fleet."""
-
-    name: str
-    share: NonNegFloat  # share of arrivals (normalised over the fleet)
-    battery_kwh: PositiveFloat
-    curve: str = "tesla_400v"  # a key of EVConfig.curves
-    power_scale: PositiveFloat = 1.0  # multiplies the curve's kW (e.g. for 800 V cars)
-
-
-def _default_fleet() -> tuple[VehicleModel, ...]:
-    # sources §2a fleet mix (E): Model Y 45 %, Model 3 30 %, S/X 8 %, Cybertruck 5 %, others 12 %.
-    return (
-        VehicleModel(name="model_y_lr", share=0.45, battery_kwh=75.0),  # sources §2a ~75 kWh (S)
-        VehicleModel(name="model_3_lr", share=0.30, battery_kwh=78.0),  # sources §2a 75-80 kWh (S)
-        VehicleModel(name="model_s_x", share=0.08, battery_kwh=95.0),  # sources §2a ~95 kWh (E)
-        VehicleModel(
-            name="cybertruck", share=0.05, battery_kwh=123.0, power_scale=1.3
-        ),  # sources §1 ~325 kW peak
-        VehicleModel(
-            name="non_tesla", share=0.12, battery_kwh=77.4, curve="ioniq5"
-        ),  # sources §2a Ioniq 5 LR
-    )
-
-
-def _default_curves() -> dict[str, AcceptanceCurve]:
-    return {"tesla_400v": TESLA_400V_CURVE, "ioniq5": IONIQ5_CURVE}
-
-
-class BetaSpec(StrictModel):
-    """A Beta distribution given by mean and standard deviation, clipped to [lo, hi]."""
-
-    mean: Frac
-    sd: PositiveFloat
-    lo: Frac = 0.0
-    hi: Frac = 1.0
-
-    @model_validator(mode="after")
-    def _feasible(self) -> BetaSpec:
-        if not (self.lo < self.hi):
-            raise ValueError(f"lo must be < hi (got lo={self.lo}, hi={self.hi})")
-        if not (0.0 < self.mean < 1.0):
-            raise ValueError(f"mean must be in (0, 1) (got {self.mean})")
-        if self.sd**2 >= self.mean * (1.0 - self.mean):
-            raise ValueError(
-                f"sd must satisfy sd^2 < mean*(1-mean) = {self.mean * (1 - self.mean):.4f} (got sd={self.sd})"
-            )
-        return self
-
-
-# sources §2d urban hourly arrival profile (E).
-URBAN_PROFILE = (
-    0.016, 0.011, 0.007, 0.005, 0.005, 0.009, 0.016, 0.030, 0.043, 0.048, 0.053, 0.059,
-    0.061, 0.061, 0.059, 0.060, 0.064, 0.070, 0.073, 0.072, 0.064, 0.051, 0.037, 0.026,
-)  # fmt: skip
-
-
-class EVConfig(StrictModel):
-    """Arriving cars, their batteries and their patience."""
-
-    # <= 20,000 cars/day: the busiest charging sites see a few thousand a day
-    arrivals_per_day: Annotated[float, Field(ge=0.0, le=20_000.0)] = (
-        70.0  # sources §7: 70/day for 12 stalls (~5.8 per stall, D/E)
-    )
-    hourly_profile: tuple[NonNegFloat, ...] = URBAN_PROFILE  # sources §2d urban vector (E)
-    weekday_factors: tuple[NonNegFloat, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)  # Mon..Sun
-    fleet: tuple[VehicleModel, ...] = Field(default_factory=_default_fleet)
-    curves: dict[str, AcceptanceCurve] = Field(default_factory=_default_curves)
-    arrival_soc: BetaSpec = BetaSpec(mean=0.35, sd=0.12, lo=0.03, hi=0.70)  # sources §2c urban (E)
-    target_soc: BetaSpec = BetaSpec(mean=0.78, sd=0.07, lo=0.55, hi=0.95)  # sources §2c (E)
-    patience_median_min: PositiveFloat = 5.0  # sources §2f: W_max median 5 min urban (E)
-    patience_sigma: Annotated[float, Field(ge=0.0, le=5.0)] = (
-        0.6  # sources §2f: lognormal spread of W_max (E)
-    )
-    retail_peak_usd_per_kwh: NonNegFloat = 0.55  # sources §5b default retail peak (E)
-    retail_offpeak_usd_per_kwh: NonNegFloat = 0.30  # sources §5b default retail off-peak (E)
-    retail_peak_window: TimeWindow = TimeWindow(start_hour=11, end_hour=21)  # sources §2d/§5b
-    wait_cost_usd_per_min: NonNegFloat = 0.50  # E: half Tesla's $1/min congestion fee (sources §2f)
-    balk_penalty_usd: NonNegFloat = 15.0  # E: lost margin of a ~30 kWh sale plus goodwill
-
-    @field_validator("hourly_profile")
-    @classmethod
-    def _profile(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        if len(v) != 24:
-            raise ValueError(f"must have 24 values, one per hour (got {len(v)})")
-        if sum(v) <= 0:
-            raise ValueError("must have a positive sum")
-        return v
-
-    @field_validator("weekday_factors")
-    @classmethod
-    def _weekdays(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        if len(v) != 7:
-            raise ValueError(f"must have 7 values, Monday..Sunday (got {len(v)})")
-        return v
-
-    @model_validator(mode="after")
-    def _fleet(self) -> EVConfig:
-        if not self.fleet:
-            raise ValueError("fleet must list at least one vehicle model")
-        if sum(v.share for v in self.fleet) <= 0:
-            raise ValueError("fleet shares must have a positive sum")
-        for i, v in enumerate(self.fleet):
-            if v.curve not in self.curves:
-                raise ValueError(
-                    f"fleet.{i}.curve: unknown curve {v.curve!r}; defined curves: {sorted(self.curves)}"
-                )
-        return self
 
 
 # --------------------------------------------------------------------------------------- battery
@@ -402,136 +236,6 @@ class ComputeConfig(StrictModel):
             raise ValueError(
                 f"standby_frac must be <= cap_floor_frac = {self.cap_floor_frac} (got {self.standby_frac})"
             )
-        return self
-
-
-# ---------------------------------------------------------------------------------------- tariff
-class TOUPeriod(StrictModel):
-    """One time-of-use period; the first period whose window matches a step sets its price."""
-
-    name: str
-    price_usd_per_kwh: float = Field(ge=-5.0, le=20.0)
-    window: TimeWindow
-
-
-class RealtimePriceModel(StrictModel):
-    """Synthetic real-time (wholesale) price: hourly shape x day factor x AR(1) lognormal noise,
-    with negative-price blocks and scarcity spikes. Prices in $/MWh as markets quote them."""
-
-    mean_usd_per_mwh: float = Field(45.0, ge=-100.0, le=1000.0)  # sources §5c CAISO-like mean (E)
-    hourly_shape: tuple[float, ...] = (
-        0.9,
-        0.85,
-        0.8,
-        0.8,
-        0.85,
-        0.95,
-        1.05,
-        0.9,
-        0.5,
-        0.3,
-        0.22,
-        0.22,
-        0.22,
-        0.22,
-        0.25,
-        0.4,
-        0.8,
-        1.4,
-        2.0,
-        2.0,
-        2.0,
-        1.7,
-        1.2,
-        1.0,
-    )  # fmt: skip  sources §5c: midday ~$10, evening 18-21 h ~$90 (E)
-    day_factor_sigma: NonNegFloat = 0.15  # E: day-to-day level variation
-    noise_sigma: NonNegFloat = 0.35  # sources §5c: lognormal noise sigma 0.35 (E)
-    noise_autocorr: float = Field(0.9, ge=0.0, lt=1.0)  # E: per-step AR(1) coefficient
-    negative_prob: Frac = 0.35  # E: P(hour in negative_window is negative), tuned (sources §5c)
-    negative_window: TimeWindow = TimeWindow(start_hour=8, end_hour=17, months=(2, 3, 4, 5, 6))
-    negative_usd_per_mwh: tuple[float, float] = (-30.0, -5.0)  # sources §5c: -$5 to -$30 (E)
-    spike_prob: Frac = 0.003  # sources §5c: 0.3 %/interval (E)
-    spike_window: TimeWindow = TimeWindow()
-    spike_usd_per_mwh: tuple[float, float] = (250.0, 1000.0)  # sources §5c CAISO spikes (E)
-    spike_duration_steps: PositiveFloat = 3.0  # E: mean spike length (geometric)
-
-    @field_validator("hourly_shape")
-    @classmethod
-    def _shape(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        if len(v) != 24:
-            raise ValueError(f"must have 24 values (got {len(v)})")
-        if any(x < 0 for x in v) or sum(v) <= 0:
-            raise ValueError("values must be >= 0 with a positive sum")
-        return v
-
-    @field_validator("negative_usd_per_mwh", "spike_usd_per_mwh")
-    @classmethod
-    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
-        if v[0] > v[1]:
-            raise ValueError(f"must be (low, high) with low <= high (got {v})")
-        return v
-
-
-class DemandCharge(StrictModel):
-    """A demand charge on the peak average import over ``GridConfig.demand_window_min`` within
-    ``window``, above ``threshold_kw`` (a subscription level), in $/kW per billing period."""
-
-    name: str
-    usd_per_kw_month: NonNegFloat
-    threshold_kw: NonNegFloat = 0.0
-    window: TimeWindow = TimeWindow()
-
-
-class TariffConfig(StrictModel):
-    """What energy costs and what exported energy and charging sessions earn."""
-
-    energy_price: Literal["tou", "realtime"] = "tou"
-    # sources §5a PG&E BEV-2-S energy (S): peak 16-21 h ~$0.41, super-off-peak 09-14 h ~$0.17,
-    # off-peak ~$0.20.
-    tou: tuple[TOUPeriod, ...] = (
-        TOUPeriod(
-            name="peak", price_usd_per_kwh=0.41, window=TimeWindow(start_hour=16, end_hour=21)
-        ),
-        TOUPeriod(
-            name="super_off_peak",
-            price_usd_per_kwh=0.17,
-            window=TimeWindow(start_hour=9, end_hour=14),
-        ),
-        TOUPeriod(name="off_peak", price_usd_per_kwh=0.20, window=TimeWindow()),
-    )
-    realtime: RealtimePriceModel = RealtimePriceModel()
-    realtime_adder_usd_per_kwh: float = Field(0.0, ge=-1.0, le=5.0)  # delivery adder on RT price
-    # sources §5a PG&E BEV-2-S: subscription $95.56 per 50-kW block; overage $3.82/kW above it (P).
-    # Subscribed 1,000 kW here (E); the fixed subscription fee does not depend on control and is
-    # left out of the ledger.
-    demand_charges: tuple[DemandCharge, ...] = (
-        DemandCharge(name="subscription_overage", usd_per_kw_month=3.82, threshold_kw=1000.0),
-    )
-    billing_days: PositiveFloat = (
-        30.0  # demand charges are prorated from this period to the episode
-    )
-    export_price_frac_of_energy: float = Field(
-        0.75, ge=0.0, le=1.0
-    )  # E: export earns 75 % of import price
-    carbon_price_usd_per_tonne: NonNegFloat = 0.0  # optional; 0 = no carbon cost
-    # sources §5d CAISO-like marginal intensity by hour (E), g/kWh.
-    carbon_g_per_kwh: tuple[NonNegFloat, ...] = (
-        400, 400, 400, 400, 400, 400, 400, 380, 350, 200, 150, 120,
-        120, 150, 200, 300, 400, 480, 520, 520, 500, 480, 450, 420,
-    )  # fmt: skip
-
-    @field_validator("carbon_g_per_kwh")
-    @classmethod
-    def _carbon(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        if len(v) != 24:
-            raise ValueError(f"must have 24 values, one per hour (got {len(v)})")
-        return v
-
-    @model_validator(mode="after")
-    def _tou_covers(self) -> TariffConfig:
-        if self.energy_price == "tou" and not self.tou:
-            raise ValueError("tou must list at least one period when energy_price is 'tou'")
         return self
 
 

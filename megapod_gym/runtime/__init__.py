@@ -12,16 +12,18 @@ a site controller loads ``policy.onnx`` + its sidecar ``policy.json`` written by
 from __future__ import annotations
 
 from megapod_gym.runtime.controller import (
-    FORMAT,
-    FORMAT_VERSION,
-    INPUT_NAME,
     MEASUREMENT_RANGES,
-    OUTPUT_NAME,
     SETPOINT_KEYS,
-    SITE_KEYS,
     InfeasibleSetpointError,
     MeasurementError,
     PolicyController,
+)
+from megapod_gym.runtime.sidecar import (
+    FORMAT,
+    FORMAT_VERSION,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    SITE_KEYS,
     PolicyFileError,
     integrity_digest,
     seal_sidecar,

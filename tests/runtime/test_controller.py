@@ -559,7 +559,7 @@ def test_control_refuses_a_tampered_policy(policy: Path) -> None:
 
 
 def test_sidecar_schema_document_lists_every_required_key() -> None:
-    from megapod_gym.runtime.controller import _REQUIRED, FORMAT_VERSION, SUPPORTED_VERSIONS
+    from megapod_gym.runtime.sidecar import _REQUIRED, FORMAT_VERSION, SUPPORTED_VERSIONS
 
     doc = (REPO / "docs" / "policy-sidecar.md").read_text()
     assert f"## Version {FORMAT_VERSION} (current)" in doc
