@@ -20,9 +20,10 @@ relaxation of the simulator:
 
 ``soft`` EV-priority mode
     EV charging is a decision: per-car DC energy variables (:class:`agents.optim.site_lp.CarBlock`).
-    Each car may take energy from its arrival step on, up to its target energy, at a power per
-    step capped by the stall kW and by the concave upper envelope of its acceptance curve x
-    power scale (evaluated at the SoC that bounds the step's mean SoC); revenue per DC kWh.
+    Each car may take energy from its arrival step on (until its departure step, if it has one),
+    up to its target energy, at a power per step capped by the stall kW (or the car's own
+    ``car_max_kw``, if lower) and by the concave upper envelope of its acceptance curve x power
+    scale (evaluated at the SoC that bounds the step's mean SoC); revenue per DC kWh.
 
 Relaxations (each can only raise the LP value above what the simulator can reach):
 
@@ -191,6 +192,9 @@ def car_block(config: ScenarioConfig, trace_row: ExogenousTrace) -> CarBlock:
     target = trace_row.car_target_soc[0, :n][keep]
     curve_id = trace_row.car_curve_id[0, :n][keep]
     scale = trace_row.car_power_scale[0, :n][keep]
+    depart = trace_row.car_departure_step[0, :n][keep]  # NO_DEPARTURE_STEP: beyond any window
+    max_kw = trace_row.car_max_kw[0, :n][keep]  # 0: no cap of its own
+    stall_kw = config.chargers.stall_kw
     names = sorted(config.ev.curves)
     hulls = [_upper_hull(config.ev.curves[nm].soc, config.ev.curves[nm].kw) for nm in names]
     n_lines = max(len(h[0]) for h in hulls)
@@ -208,10 +212,11 @@ def car_block(config: ScenarioConfig, trace_row: ExogenousTrace) -> CarBlock:
         energy_max_kwh=np.maximum(target - soc0, 0.0) * batt,
         battery_kwh=batt,
         soc0=soc0,
-        cap_kw=np.full(arrive.shape[0], config.chargers.stall_kw),
+        cap_kw=np.where((max_kw > 0.0) & (max_kw < stall_kw), max_kw, stall_kw),
         curve_slope=slope,
         curve_icpt=icpt,
         ev_price_usd_per_kwh=trace_row.ev_price_usd_per_kwh[0].astype(np.float64),
+        end_step=np.minimum(depart, T),
     )
 
 

@@ -458,8 +458,9 @@ def compute_envelopes(
 class CarBlock:
     """Per-car EV charging decisions for ``soft`` mode (a relaxation, see :mod:`agents.optim.oracle`).
 
-    Car ``c`` may take DC power ``q_{c,j} >= 0`` in the steps ``j >= start_step[c]`` of the window,
-    at most ``cap_kw[c]`` (stall kW). A cumulative-energy variable ``y_{c,j}`` (DC kWh delivered up
+    Car ``c`` may take DC power ``q_{c,j} >= 0`` in the steps ``start_step[c] <= j < end_step[c]``
+    of the window (``end_step`` None: to the window end), at most ``cap_kw[c]`` (stall kW, or the
+    car's own power cap if lower). A cumulative-energy variable ``y_{c,j}`` (DC kWh delivered up
     to the end of step ``j``) is at most ``energy_max_kwh[c]`` (up to the target SoC), and each
     line of a concave upper envelope of the acceptance curve x power scale caps the power:
     ``q_{c,j} <= icpt + slope * (soc0 + y / battery_kwh)`` with ``y`` taken after the step for
@@ -472,10 +473,11 @@ class CarBlock:
     energy_max_kwh: np.ndarray  # [N] DC kWh up to the target SoC
     battery_kwh: np.ndarray  # [N]
     soc0: np.ndarray  # [N] SoC at the window start (or arrival)
-    cap_kw: np.ndarray  # [N] stall power cap
+    cap_kw: np.ndarray  # [N] stall power cap (or the car's own, if lower)
     curve_slope: np.ndarray  # [N, L] kW per unit SoC
     curve_icpt: np.ndarray  # [N, L] kW
     ev_price_usd_per_kwh: np.ndarray  # [n] retail price per step
+    end_step: np.ndarray | None = None  # [N] int, first window step the car is gone (departure)
 
 
 # ---------------------------------------------------------------------------------- inputs
@@ -636,6 +638,8 @@ def build_site_lp(
     if u.cars is not None:
         N = u.cars.start_step.shape[0]
         active = j[None, :] >= u.cars.start_step[:, None]  # [N, n]
+        if u.cars.end_step is not None:
+            active &= j[None, :] < u.cars.end_step[:, None]
         n_act = int(active.sum())
         car_cols = np.full((N, n), -1, dtype=np.int64)
         y_cols = np.full((N, n), -1, dtype=np.int64)

@@ -9,10 +9,22 @@ import numpy as np
 from megapod_gym.config.schema import BetaSpec, EVConfig
 from megapod_gym.scenario.calendar import Calendar
 
+# ``departure_step`` of a car without a departure: it leaves its stall when it reaches its target
+# SoC (every synthetic car). Far beyond any episode, exact in float64 and in int64.
+NO_DEPARTURE_STEP: int = 2**62
+
 
 @dataclass(frozen=True)
 class CarArrivals:
-    """Arriving cars of one site, sorted by arrival step (all arrays have one entry per car)."""
+    """Arriving cars of one site, sorted by arrival step (all arrays have one entry per car).
+
+    ``departure_step`` and ``max_kw`` are optional (``None``: every car gets the defaults, which
+    keep today's fast-charging behaviour): a car with a departure (``< NO_DEPARTURE_STEP``) holds
+    its stall until the start of that step, done or not, and leaves the queue unserved if it is
+    still waiting then; ``max_kw`` caps the power into the car on top of its acceptance curve and
+    the stall (``0``: no extra cap, so that every trace value stays finite), e.g. an AC session's
+    charger or onboard-charger rating.
+    """
 
     arrival_step: np.ndarray  # int64
     battery_kwh: np.ndarray
@@ -21,6 +33,15 @@ class CarArrivals:
     patience_min: np.ndarray
     curve_id: np.ndarray  # int64 index into the sorted curve names of EVConfig.curves
     power_scale: np.ndarray
+    departure_step: np.ndarray | None = None  # int64, NO_DEPARTURE_STEP = leaves at its target
+    max_kw: np.ndarray | None = None  # kW into the car, 0 = no cap beyond curve and stall
+
+    def __post_init__(self) -> None:
+        n = self.arrival_step.shape[0]
+        if self.departure_step is None:
+            object.__setattr__(self, "departure_step", np.full(n, NO_DEPARTURE_STEP, np.int64))
+        if self.max_kw is None:
+            object.__setattr__(self, "max_kw", np.zeros(n))
 
 
 def arrival_rate_per_h(ev: EVConfig, cal: Calendar) -> np.ndarray:

@@ -55,6 +55,23 @@ The unit of every value column is in its name. A file ending in ``.gz`` is read 
   the pair ``arrival_soc`` + ``target_soc``; optional ``battery_kwh`` and ``patience_min``. Rows
   need not be sorted. Empty cells in optional columns mean "unknown" and are drawn from the
   scenario's :class:`~megapod_gym.config.schema.EVConfig` (see :meth:`ReplayData.cars_on`).
+  The charge columns give the energy the driver **requests** (``target_soc``, or
+  ``arrival_soc + energy_kwh / battery_kwh``); ``duration_min`` is minutes of charging at the
+  acceptance limit, turned into a requested energy, never a dwell.
+
+  Sessions with dwell (destination / AC charging, or any log that records when the car left),
+  optional, no random draw: ``departure_time`` (a timestamp after ``arrival_time``, read like it;
+  without ``replay.timezone`` it must carry the arrivals' UTC offset) **or** ``dwell_min``
+  (minutes plugged in, > 0), and ``max_power_kw`` (> 0: the session's power cap in kW into the
+  car, on top of the acceptance curve and ``chargers.stall_kw``: for an AC session the EVSE or
+  onboard-charger rating, e.g. 7.2; it also caps the power ``duration_min`` is integrated at).
+  A car with a departure holds its stall from the step it is plugged in until its departure
+  step, whether or not it has received its requested energy (done early, it stays parked and
+  draws nothing), never takes more than requested, and, still queued at its departure, leaves
+  unserved and counts as balked (with the balk penalty), like a car whose patience runs out.
+  Departures are floored onto the step grid like arrivals (at least one step after the
+  arrival). Empty cells: no departure (the car leaves at its target SoC, as every synthetic car
+  does) and no power cap. A DC fast-charging log needs neither column.
 
 Series must be strictly increasing in absolute time, without gaps wider than max(2 x median
 spacing, 1 h) (fill missing data before replaying). Columns not listed above are an error. Every
@@ -79,7 +96,7 @@ import numpy as np
 from numba import njit
 
 from megapod_gym.config.schema import EVConfig, ReplayConfig
-from megapod_gym.scenario.arrivals import CarArrivals, sample_beta
+from megapod_gym.scenario.arrivals import NO_DEPARTURE_STEP, CarArrivals, sample_beta
 
 __all__ = [
     "ReplayData",
@@ -115,6 +132,9 @@ _SESSION_COLUMNS = (
     "arrival_soc",
     "target_soc",
     "patience_min",
+    "departure_time",
+    "dwell_min",
+    "max_power_kw",
 )
 
 
@@ -273,6 +293,12 @@ class SessionLog:
         ``datetime64[s]`` naive local arrival time (non-decreasing after construction).
     energy_kwh, duration_min, battery_kwh, arrival_soc, target_soc, patience_min
         ``float64`` per session, NaN where the file gives no value.
+    dwell_min
+        ``float64`` minutes from arrival to departure on the local wall clock (from
+        ``departure_time`` or ``dwell_min``); NaN = no departure (the car leaves at its target).
+        ``None`` (the default): no session has one.
+    max_power_kw
+        ``float64`` the session's power cap in kW; NaN = none. ``None`` (the default): no cap.
     """
 
     arrival: np.ndarray
@@ -282,6 +308,8 @@ class SessionLog:
     arrival_soc: np.ndarray
     target_soc: np.ndarray
     patience_min: np.ndarray
+    dwell_min: np.ndarray | None = None
+    max_power_kw: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         arrival = np.asarray(self.arrival, dtype="datetime64[s]")
@@ -289,6 +317,9 @@ class SessionLog:
             raise ValueError(f"arrival must be 1-D (got shape {arrival.shape})")
         order = np.argsort(arrival, kind="stable")
         object.__setattr__(self, "arrival", arrival[order])
+        for name in ("dwell_min", "max_power_kw"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.full(arrival.shape, np.nan))
         for name in (
             "energy_kwh",
             "duration_min",
@@ -296,6 +327,8 @@ class SessionLog:
             "arrival_soc",
             "target_soc",
             "patience_min",
+            "dwell_min",
+            "max_power_kw",
         ):
             a = np.asarray(getattr(self, name), dtype=np.float64)
             if a.shape != arrival.shape:
@@ -507,6 +540,14 @@ class ReplayData:
         target is capped at 1.0. Unlike synthetic cars, no minimum charge is imposed: a session
         recording 0 kWh gives ``target_soc == arrival_soc``.
 
+        Departure and power cap (no random draw): ``departure_step = floor(minutes from start to
+        arrival + dwell / step_min)``, the same floor as the arrival so the dwell is kept to within
+        a step, and at least ``arrival_step + 1``; it may lie beyond the episode (the car then
+        stays to its end). A session without a departure gets ``NO_DEPARTURE_STEP`` (it leaves at
+        its target SoC, like a synthetic car). ``max_kw`` is the ``max_power_kw`` column (``0`` =
+        no cap where empty); it also caps the power used to turn ``duration_min`` into a
+        target.
+
         Parameters
         ----------
         start
@@ -551,6 +592,7 @@ class ReplayData:
         energy = s.energy_kwh[i0:i1]
         use_energy = np.isnan(target) & ~np.isnan(energy)
         target[use_energy] = soc0[use_energy] + energy[use_energy] / battery[use_energy]
+        max_kw = _fill(s.max_power_kw[i0:i1], np.zeros(n))  # 0 = no cap
         duration = s.duration_min[i0:i1]
         use_duration = np.isnan(target) & ~np.isnan(duration)
         if np.any(use_duration):
@@ -562,12 +604,27 @@ class ReplayData:
                 scale[use_duration],
                 fleet.grid_soc,
                 fleet.grid_kw,
-                DURATION_POWER_CAP_KW,
+                np.where(
+                    max_kw[use_duration] > 0.0,
+                    np.minimum(max_kw[use_duration], DURATION_POWER_CAP_KW),
+                    DURATION_POWER_CAP_KW,
+                ),
             )
         if np.any(np.isnan(target)):  # only possible for a hand-built SessionLog
             raise ReplayError("a session has none of target_soc, energy_kwh, duration_min")
         target = np.minimum(target, 1.0)
-        return CarArrivals(steps, battery, soc0, target, patience, curve, scale)
+        # departure: floor onto the step grid like the arrival (the dwell is kept to within a
+        # step), at least one step after the arrival
+        dwell_s = np.round(s.dwell_min[i0:i1] * 60.0)
+        has_departure = ~np.isnan(dwell_s)
+        departure = np.full(n, NO_DEPARTURE_STEP, dtype=np.int64)
+        if np.any(has_departure):
+            since_start_s = (s.arrival[i0:i1] - t0).astype(np.int64)
+            leave = (since_start_s[has_departure] + dwell_s[has_departure].astype(np.int64)) // (
+                step_min * _S_PER_MIN
+            )
+            departure[has_departure] = np.maximum(leave, steps[has_departure] + 1)
+        return CarArrivals(steps, battery, soc0, target, patience, curve, scale, departure, max_kw)
 
 
 def _fill(recorded: np.ndarray, drawn: np.ndarray) -> np.ndarray:
@@ -623,11 +680,11 @@ def _soc_after_minutes(
     power_scale: np.ndarray,
     grid_soc: np.ndarray,
     grid_kw: np.ndarray,
-    cap_kw: float,
+    cap_kw: np.ndarray,
 ) -> np.ndarray:
     """SoC each car reaches charging ``duration_min`` at its acceptance-curve limit.
 
-    Power is ``min(curve(soc) * power_scale, cap_kw)`` at the car, integrated with explicit 1-min
+    Power is ``min(curve(soc) * power_scale, cap_kw)`` at the car (``cap_kw`` per car), integrated with explicit 1-min
     Euler steps (the last step shortened to the fractional remainder); SoC is capped at 1.
     """
     out = np.empty(soc0.shape[0])
@@ -643,7 +700,7 @@ def _soc_after_minutes(
             i = min(max(np.searchsorted(grid_soc, soc, side="right") - 1, 0), last)
             w = (soc - grid_soc[i]) / (grid_soc[i + 1] - grid_soc[i])
             kw = grid_kw[c, i] + w * (grid_kw[c, i + 1] - grid_kw[c, i])
-            kw = min(kw * power_scale[k], cap_kw)
+            kw = min(kw * power_scale[k], cap_kw[k])
             soc = min(soc + kw * dt_min / 60.0 / battery_kwh[k], 1.0)
         out[k] = soc
     return out
@@ -660,7 +717,7 @@ def _warm_up_duration_kernel() -> None:
         one,
         np.array([0.0, 1.0]),
         np.ones((1, 2)),
-        250.0,
+        one * 250.0,
     )
 
 
@@ -766,7 +823,7 @@ class _Table:
         return [(line, raw[j].strip()) for raw, line in zip(self.rows, self.lines, strict=True)]
 
     def timestamps(
-        self, column: str, tz: ZoneInfo | None = None
+        self, column: str, tz: ZoneInfo | None = None, *, optional: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Parse a timestamp column into local wall-clock times and their UTC offsets.
 
@@ -775,7 +832,9 @@ class _Table:
         times as they stand, or one shared UTC offset dropped). With ``tz``, offset timestamps are
         converted into ``tz`` and naive ones are read as ``tz`` local time (see the module
         docstring for the repeated and the skipped hour). Sets ``self.naive`` (no row had an
-        offset).
+        offset) and, without ``tz``, ``self.shared_offset`` (the one offset of the column, None
+        for naive times) and ``self.offset_line`` (the first row giving it). ``optional``: empty
+        cells are NaT instead of an error.
         """
         out = np.empty(len(self.rows), dtype="datetime64[s]")
         offsets = np.zeros(len(self.rows), dtype=np.int64)
@@ -785,6 +844,9 @@ class _Table:
         self.naive = True
         for i, (line, text) in enumerate(self.cells(column)):
             if not text:
+                if optional:
+                    out[i] = np.datetime64("NaT")
+                    continue
                 raise self.error(line, column, "empty timestamp")
             iso = text[:-1] + "+00:00" if text[-1] in "zZ" else text
             try:
@@ -797,7 +859,7 @@ class _Table:
             if this is not None:
                 self.naive = False
             if tz is None:
-                if i == 0:
+                if not first_line:
                     offset, first_line = this, line
                 elif this != offset:
                     raise self.error(
@@ -818,6 +880,7 @@ class _Table:
             previous_utc = local.astimezone(dt.timezone.utc)
             out[i] = np.datetime64(local.replace(tzinfo=None), "s")
             offsets[i] = int((local.utcoffset() or dt.timedelta(0)).total_seconds())
+        self.shared_offset, self.offset_line = offset, first_line
         return out, (None if tz is None else offsets)
 
     def _localize(
@@ -1053,6 +1116,8 @@ def _read_sessions(path: Path, tz: ZoneInfo | None = None) -> SessionLog:
         )
     table.need_rows(1)
     arrival, _ = table.timestamps("arrival_time", tz)  # local wall-clock arrival times
+    dwell = _read_dwell(table, arrival, tz)
+    max_kw = table.numbers("max_power_kw", 0.0, optional=True, lo_open=True, unit=" kW")
     if "energy_kwh" in header and "energy_wh" in header:
         raise ReplayError(
             f"{table.name}: row {table.header_line}, column 'energy_wh': give energy_kwh or "
@@ -1093,7 +1158,50 @@ def _read_sessions(path: Path, tz: ZoneInfo | None = None) -> SessionLog:
                 present[0],
                 f"no charge given: fill one of {', '.join(present)} (target_soc with arrival_soc)",
             )
-    return SessionLog(arrival, energy, duration, battery, soc0, target, patience)
+    return SessionLog(arrival, energy, duration, battery, soc0, target, patience, dwell, max_kw)
+
+
+def _read_dwell(table: _Table, arrival: np.ndarray, tz: ZoneInfo | None) -> np.ndarray:
+    """Minutes from arrival to departure per session (local wall clock), NaN where the file gives
+    none: from ``departure_time`` (after ``arrival_time``; without ``replay.timezone`` with the
+    arrivals' UTC offset) or ``dwell_min`` (> 0); not both columns."""
+    header = table.header
+    if "departure_time" in header and "dwell_min" in header:
+        raise ReplayError(
+            f"{table.name}: row {table.header_line}, column 'dwell_min': give departure_time or "
+            "dwell_min, not both"
+        )
+    if "dwell_min" in header:
+        return table.numbers("dwell_min", 0.0, optional=True, lo_open=True, unit=" min")
+    dwell = np.full(arrival.shape, np.nan)
+    if "departure_time" not in header:
+        return dwell
+    arrival_offset, arrival_naive = table.shared_offset, table.naive
+    departure, _ = table.timestamps("departure_time", tz, optional=True)
+    if (
+        tz is None
+        and table.offset_line
+        and (table.shared_offset != arrival_offset or table.naive != arrival_naive)
+    ):
+        raise table.error(
+            table.offset_line,
+            "departure_time",
+            f"UTC offset {_fmt_offset(table.shared_offset)} differs from the arrival_time "
+            f"column's {_fmt_offset(arrival_offset)}; give both columns the same offset (or naive "
+            "local times), or declare replay.timezone",
+        )
+    for i, line in enumerate(table.lines):
+        if np.isnat(departure[i]):
+            continue
+        seconds = int((departure[i] - arrival[i]).astype(np.int64))
+        if seconds <= 0:
+            raise table.error(
+                line,
+                "departure_time",
+                f"departure {_fmt(departure[i])} is not after the arrival {_fmt(arrival[i])}",
+            )
+        dwell[i] = seconds / 60.0
+    return dwell
 
 
 def load_replay(cfg: ReplayConfig) -> ReplayData:

@@ -15,7 +15,12 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from megapod_gym.config.schema import ScenarioConfig
-from megapod_gym.scenario.arrivals import CarArrivals, CarSampler, arrival_rate_per_h
+from megapod_gym.scenario.arrivals import (
+    NO_DEPARTURE_STEP,
+    CarArrivals,
+    CarSampler,
+    arrival_rate_per_h,
+)
 from megapod_gym.scenario.calendar import Calendar, make_calendar, window_mask
 from megapod_gym.scenario.noise import ar1_series
 from megapod_gym.scenario.prices import RealtimeCalendar, realtime_price, tou_price
@@ -35,6 +40,12 @@ class ExogenousTrace:
 
     Per-step arrays have shape ``[B, T]``; price arrays ``[B, T + H]``; car arrays ``[B, N]`` where
     ``N`` is the largest number of cars of any site, padded with ``arrival_step = T`` (never).
+
+    A car with ``car_departure_step < NO_DEPARTURE_STEP`` (replayed sessions with a departure)
+    holds its stall until the start of that step, whether or not it has reached its target SoC, and
+    leaves the queue unserved (balks) if it is still waiting then; a car without one (every
+    synthetic car) leaves its stall at its target SoC. ``car_max_kw`` caps the power into the car
+    besides its acceptance curve and the stall (``0`` = no cap: every synthetic car).
     """
 
     seeds: np.ndarray  # [B] int64, the seeds the rows were sampled from
@@ -63,6 +74,8 @@ class ExogenousTrace:
     car_patience_min: np.ndarray  # [B, N]
     car_curve_id: np.ndarray  # [B, N] int64
     car_power_scale: np.ndarray  # [B, N]
+    car_departure_step: np.ndarray  # [B, N] int64, NO_DEPARTURE_STEP = leaves at its target SoC
+    car_max_kw: np.ndarray  # [B, N] kW into the car, 0 = no cap beyond curve and stall
 
     @property
     def batch_size(self) -> int:
@@ -109,7 +122,9 @@ class ExogenousTrace:
                 kwargs[f.name] = values[0]
                 continue
             if f.name.startswith("car_"):
-                fill = first.n_steps if f.name == "car_arrival_step" else 0
+                fill = _CAR_PAD.get(f.name, 0)
+                if f.name == "car_arrival_step":
+                    fill = first.n_steps
                 values = [_pad(v, n_max, fill) for v in values]
             elif f.name == "demand_active":  # sites with fewer demand charges: never active
                 k_max = max(v.shape[2] for v in values)
@@ -121,6 +136,10 @@ class ExogenousTrace:
                 ]
             kwargs[f.name] = np.concatenate(values, axis=0)
         return ExogenousTrace(**kwargs)
+
+
+# padding of car arrays beyond a site's cars (besides arrival_step = T): the no-car defaults
+_CAR_PAD: dict[str, float] = {"car_departure_step": NO_DEPARTURE_STEP}
 
 
 def _pad(a: np.ndarray, n: int, fill: float) -> np.ndarray:
@@ -324,7 +343,8 @@ class TraceSampler:
         return _SeedDraws(seed % 2**63, day, price, forecast, ambient_noise, inference_noise, cars)
 
     def _assemble(self, rows: list[_SeedDraws]) -> ExogenousTrace:
-        """Write the rows into batch arrays (car arrays padded with ``arrival_step = T``)."""
+        """Write the rows into batch arrays (car arrays padded with ``arrival_step = T``, no
+        departure and no power cap)."""
         cfg = self.config
         T, H, B = self.n_steps, self.horizon_steps, len(rows)
         # the seed-independent fields: one table row per distinct start day, gathered per row
@@ -389,6 +409,8 @@ class TraceSampler:
             car_patience_min=cars("patience_min", np.float64, 0.0),
             car_curve_id=cars("curve_id", np.int64, 0),
             car_power_scale=cars("power_scale", np.float64, 0.0),
+            car_departure_step=cars("departure_step", np.int64, NO_DEPARTURE_STEP),
+            car_max_kw=cars("max_kw", np.float64, 0.0),
         )
 
 

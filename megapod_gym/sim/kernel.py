@@ -10,14 +10,23 @@ one call. Order of events in step ``t`` (all powers are averages over the step):
    battery further, and only then cut the cars, which share what is left by water-filling. In
    ``soft`` mode the cars are first capped at the action's EV cap. Discharge beyond load + export
    limit is curtailed.
-2. Apply: cars absorb their allocation and leave at their target SoC; battery SoC moves with its
-   efficiencies; compute serves inference first, then training (bounded by the backlog); ledger.
-3. Queue: waiting cars accumulate wait; a car whose wait reaches its patience leaves (balks).
+2. Apply: cars absorb their allocation and leave at their target SoC, or, if they have a
+   departure step, at that step whether done or not (a car with a departure that is done stays
+   parked in its stall, drawing nothing, until it departs); a car leaving its stall counts as
+   served. The battery SoC moves with its efficiencies; compute serves inference first, then
+   training (bounded by the backlog); ledger.
+3. Queue: waiting cars accumulate wait; a car whose wait reaches its patience leaves (balks), and
+   so does a car still waiting at its departure step (counted and penalised as a balk).
 4. Demand window: at the end of each window the average import may set a new peak, charged
    incrementally (prorated rate x increase).
 5. Advance to ``t + 1`` and prepare it: arrivals join the FIFO queue, free stalls take the queue
    head, each car's request is the average power its acceptance curve allows over the step
-   (1-minute sub-steps), cabinets share their limit by water-filling, and measurements are written.
+   (1-minute sub-steps; capped by the stall, by the car's own ``car_max_kw`` if set (> 0) and by
+   the energy left to its target SoC), cabinets share their limit by water-filling, and measurements are
+   written.
+
+A car "departs at step d" (``car_departure_step``) when it is present for steps ``< d`` and gone at
+step ``d``; ``NO_DEPARTURE_STEP`` (every synthetic car) means it has none and leaves at its target.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from numba import njit, prange
 from numba.extending import register_jitable
 
 import megapod_gym.sim.layout as L
+from megapod_gym.scenario.arrivals import NO_DEPARTURE_STEP
 from megapod_gym.sim.dispatch import compute_request, curtail_export, dispatch
 
 register_jitable(compute_request)  # callable from compiled code (dispatch and the step below)
@@ -87,6 +97,12 @@ def _water_fill(request: np.ndarray, lo: int, hi: int, budget: float, out: np.nd
         n_open = n_next
 
 
+@njit(cache=True, inline="always")
+def _car_cap_kw(stall_kw: float, car_max_kw: float) -> float:
+    """The power cap of a car on a stall: the stall's, or the car's own if set (> 0) and lower."""
+    return car_max_kw if 0.0 < car_max_kw < stall_kw else stall_kw
+
+
 @njit(cache=True)
 def _car_request_kw(
     soc: float,
@@ -98,7 +114,8 @@ def _car_request_kw(
     step_min: int,
 ) -> float:
     """Average DC power (kW) a car can take over one step: 1-min Euler on its acceptance curve,
-    capped by the stall, stopping at the target SoC."""
+    capped by ``stall_kw`` (the stall, or the car's own power cap if lower), stopping at the
+    target SoC."""
     energy = 0.0
     s = soc
     for _ in range(step_min):
@@ -198,7 +215,7 @@ def prepare_site(
             cars[L.C_CAR_BATTERY_KWH, c],
             curves[b, int(cars[L.C_CAR_CURVE_ID, c])],
             cars[L.C_CAR_POWER_SCALE, c],
-            p[L.P_STALL_KW],
+            _car_cap_kw(p[L.P_STALL_KW], cars[L.C_CAR_MAX_KW, c]),
             step_min,
         )
     per_cab = int(p[L.P_STALLS_PER_CABINET])
@@ -394,7 +411,12 @@ def _step_batch(
                 continue
             ev_dc += alloc[s]
             soc_c[c] += alloc[s] * dt_h / cars[L.C_CAR_BATTERY_KWH, c]
-            if soc_c[c] >= cars[L.C_CAR_TARGET_SOC, c] - 1e-9:
+            departure = cars[L.C_CAR_DEPARTURE_STEP, c]
+            if departure < NO_DEPARTURE_STEP:  # holds the stall until it departs, done or not
+                leaves = departure <= t + 1
+            else:
+                leaves = soc_c[c] >= cars[L.C_CAR_TARGET_SOC, c] - 1e-9
+            if leaves:
                 status[c] = DONE
                 stall[b, s] = -1
                 served += 1
@@ -466,7 +488,10 @@ def _step_batch(
             if status[j] == WAITING:
                 waiting += 1
                 wait_c[j] += step_min
-                if wait_c[j] >= cars[L.C_CAR_PATIENCE_MIN, j]:
+                if (
+                    wait_c[j] >= cars[L.C_CAR_PATIENCE_MIN, j]
+                    or cars[L.C_CAR_DEPARTURE_STEP, j] <= t + 1
+                ):
                     status[j] = BALKED
                     balked += 1
         h = ist[b, L.I_QUEUE_HEAD]

@@ -159,6 +159,8 @@ CAR_FIELDS: tuple[str, ...] = (
     "car_patience_min",
     "car_curve_id",
     "car_power_scale",
+    "car_departure_step",  # leaves at the start of this step (arrivals.NO_DEPARTURE_STEP: none)
+    "car_max_kw",  # cap on the power into the car besides its curve and the stall (0: none)
 )
 # Site state, float part [B, len(FSTATE_FIELDS)] and integer part [B, len(ISTATE_FIELDS)].
 FSTATE_FIELDS: tuple[str, ...] = (
@@ -328,6 +330,8 @@ C_CAR_TARGET_SOC = 3
 C_CAR_PATIENCE_MIN = 4
 C_CAR_CURVE_ID = 5
 C_CAR_POWER_SCALE = 6
+C_CAR_DEPARTURE_STEP = 7
+C_CAR_MAX_KW = 8
 
 # float state columns (FSTATE_FIELDS)
 F_BATTERY_SOC = 0

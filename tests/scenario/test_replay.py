@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 
 import numpy as np
@@ -256,6 +257,44 @@ MALFORMED = {
         "3",
         "energy_kwh",
     ),
+    "departure not after arrival": (
+        "ev_sessions_csv",
+        [
+            "arrival_time,energy_kwh,departure_time",
+            "2025-06-02T08:00,20,2025-06-02T10:00",
+            "2025-06-02T09:00,20,2025-06-02T09:00",
+        ],
+        "3",
+        "departure_time",
+    ),
+    "departure and dwell both given": (
+        "ev_sessions_csv",
+        ["arrival_time,energy_kwh,departure_time,dwell_min", "2025-06-02T08:00,20,,30"],
+        "1",
+        "dwell_min",
+    ),
+    "zero dwell": (
+        "ev_sessions_csv",
+        ["arrival_time,energy_kwh,dwell_min", "2025-06-02T08:00,20,60", "2025-06-02T09:00,20,0"],
+        "3",
+        "dwell_min",
+    ),
+    "zero max power": (
+        "ev_sessions_csv",
+        ["arrival_time,energy_kwh,max_power_kw", "2025-06-02T08:00,20,0"],
+        "2",
+        "max_power_kw",
+    ),
+    "departure offset unlike the arrivals'": (
+        "ev_sessions_csv",
+        [
+            "arrival_time,energy_kwh,departure_time",
+            "2025-06-02T08:00-07:00,20,",
+            "2025-06-02T09:00-07:00,20,2025-06-02T11:00",
+        ],
+        "3",
+        "departure_time",
+    ),
     "mixed utc offsets": (
         "temperature_csv",
         ["timestamp,ambient_c", "2025-06-02T00:00-07:00,10", "2025-06-02T01:00-08:00,11"],
@@ -392,10 +431,115 @@ def test_soc_after_minutes_partial_minute_and_cap() -> None:
         np.array([1.0, 10.0]),  # 600 kW -> capped at 250 kW
         grid,
         kw,
-        250.0,
+        np.full(2, 250.0),  # per-car cap
     )
     assert out[0] == pytest.approx(2.5 / 10.0)  # 60 kW x 2.5 min = 2.5 kWh of 10
     assert out[1] == 1.0
+
+
+# Level-2 / destination sessions: a departure (or dwell) and a power cap per session.
+DWELL_SESSIONS = [
+    "arrival_time,energy_kwh,battery_kwh,arrival_soc,departure_time,max_power_kw",
+    "2025-06-02T08:02:00,15,75,0.2,2025-06-02T11:02:00,7.2",  # 3 h at 7.2 kW, 15 kWh asked
+    "2025-06-02T09:00:00,30,,,,",  # a DC session: no departure, no cap
+    "2025-06-02T10:01:00,5,,,2025-06-02T10:03:00,11",  # 2 min: still one step plugged in
+    "2025-06-02T22:30:00,20,,,2025-06-03T07:30:00,6.6",  # overnight: departs after the episode
+]
+
+
+def test_sessions_with_departure_and_power_cap(tmp_path: Path) -> None:
+    from megapod_gym.scenario.arrivals import NO_DEPARTURE_STEP
+
+    data = load_replay(ReplayConfig(ev_sessions_csv=write(tmp_path, "l2.csv", DWELL_SESSIONS)))
+    cars = data.cars_on(DAY0.date(), 288, 5, EVConfig(), np.random.default_rng(0))
+    np.testing.assert_array_equal(cars.arrival_step, [96, 108, 120, 270])
+    # departures floored onto the grid like arrivals; at least one step after the arrival
+    np.testing.assert_array_equal(cars.departure_step, [132, NO_DEPARTURE_STEP, 121, 378])
+    assert cars.departure_step.dtype == np.int64
+    np.testing.assert_array_equal(cars.max_kw, [7.2, 0.0, 11.0, 6.6])  # 0 = no cap of its own
+    assert cars.target_soc[0] == pytest.approx(0.2 + 15.0 / 75.0)  # the requested energy
+    # dwell_min gives the same cars, and so does the old column set without the new ones
+    rows = ["arrival_time,energy_kwh,battery_kwh,arrival_soc,dwell_min,max_power_kw"]
+    rows += ["2025-06-02T08:02:00,15,75,0.2,180,7.2", "2025-06-02T09:00:00,30,,,,",
+             "2025-06-02T10:01:00,5,,,2,11", "2025-06-02T22:30:00,20,,,540,6.6"]  # fmt: skip
+    by_dwell = load_replay(ReplayConfig(ev_sessions_csv=write(tmp_path, "dwell.csv", rows)))
+    again = by_dwell.cars_on(DAY0.date(), 288, 5, EVConfig(), np.random.default_rng(0))
+    for name in ("arrival_step", "departure_step", "max_kw", "target_soc", "patience_min"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(cars, name))
+    plain = [",".join(r.split(",")[:4]) for r in DWELL_SESSIONS]
+    old = load_replay(ReplayConfig(ev_sessions_csv=write(tmp_path, "plain.csv", plain)))
+    before = old.cars_on(DAY0.date(), 288, 5, EVConfig(), np.random.default_rng(0))
+    assert np.all(before.departure_step == NO_DEPARTURE_STEP) and np.all(before.max_kw == 0.0)
+    np.testing.assert_array_equal(before.target_soc, cars.target_soc)  # no extra random draw
+    np.testing.assert_array_equal(before.patience_min, cars.patience_min)
+
+
+def test_departure_time_converted_with_the_arrivals_time_zone(tmp_path: Path) -> None:
+    rows = [
+        "arrival_time,energy_kwh,departure_time",
+        "2025-06-02T15:00:00Z,10,2025-06-02T18:00:00Z",  # 08:00 -> 11:00 in Los Angeles (PDT)
+    ]
+    path = write(tmp_path, "utc.csv", rows)
+    data = load_replay(ReplayConfig(ev_sessions_csv=path, timezone="America/Los_Angeles"))
+    cars = data.cars_on(DAY0.date(), 288, 5, EVConfig(), np.random.default_rng(0))
+    assert (int(cars.arrival_step[0]), int(cars.departure_step[0])) == (96, 132)
+    same = load_replay(ReplayConfig(ev_sessions_csv=path))  # one offset: read as local (UTC)
+    cars = same.cars_on(DAY0.date(), 288, 5, EVConfig(), np.random.default_rng(0))
+    assert (int(cars.arrival_step[0]), int(cars.departure_step[0])) == (180, 216)
+
+
+def test_duration_is_integrated_at_the_sessions_power_cap(tmp_path: Path) -> None:
+    rows = ["arrival_time,duration_min,battery_kwh,arrival_soc,max_power_kw",
+            "2025-06-02T08:00,60,75,0.2,7.2", "2025-06-02T09:00,60,75,0.2,"]  # fmt: skip
+    data = load_replay(ReplayConfig(ev_sessions_csv=write(tmp_path, "d.csv", rows)))
+    cars = data.cars_on(DAY0.date(), 288, 5, EVConfig(), np.random.default_rng(0))
+    assert cars.target_soc[0] == pytest.approx(0.2 + 7.2 / 75.0)  # 1 h at 7.2 kW
+    assert cars.target_soc[1] > 0.8  # 1 h of DC charging at the acceptance curve
+
+
+def test_level2_sessions_replay_through_the_env(tmp_path: Path) -> None:
+    """A day of recorded 7.2 kW sessions with dwell, on a 4-stall site: every session gets at most
+    what it asked for, at most 7.2 kW, is gone at its departure step; the energy balance closes
+    and observations, rewards and infos stay finite at every step."""
+    from megapod_gym.envs.site_env import MegapodSiteEnv
+    from megapod_gym.sim import layout as L
+    from megapod_gym.sim.kernel import CHARGING, WAITING
+
+    rng = np.random.default_rng(5)
+    rows = ["arrival_time,energy_kwh,battery_kwh,arrival_soc,dwell_min,max_power_kw"]
+    for _ in range(14):
+        minute = int(rng.integers(0, 14 * 60))  # gone before midnight (dwell <= 9 h)
+        energy = float(rng.uniform(3.0, 40.0))  # some ask more than the dwell allows
+        dwell = float(rng.uniform(20.0, 9 * 60.0))
+        stamp = DAY0 + dt.timedelta(minutes=minute, seconds=int(rng.integers(0, 60)))
+        rows.append(f"{stamp.isoformat()},{energy:.2f},75,0.3,{dwell:.1f},7.2")
+    config = load_scenario(
+        None,
+        {"replay.ev_sessions_csv": write(tmp_path, "l2.csv", rows), "replay.held_out_frac": 0.0,
+         "chargers.n_stalls": 4, "episode.days": 1.0},
+    )  # fmt: skip
+    env = MegapodSiteEnv(config)
+    obs, _ = env.reset(seed=0)
+    sim, trace = env.sim, env.trace
+    n = int(trace.n_cars[0])
+    assert n == 14
+    departure = trace.car_departure_step[0, :n]
+    requested = (trace.car_target_soc[0, :n] - trace.car_arrival_soc[0, :n]) * 75.0
+    for t in range(sim.n_steps):
+        obs, reward, _, _, info = env.step(env.action_space.high)
+        assert np.isfinite(obs).all() and math.isfinite(reward)
+        assert all(math.isfinite(v) for v in info.values())
+        assert abs(info["energy_balance_residual_kwh"]) < 1e-6
+        assert info["ev_delivered_kw"] <= 4 * 7.2 + 1e-6
+        status = sim.car_status[0, :n]
+        present = (status == WAITING) | (status == CHARGING)
+        assert np.all(departure[present] > t + 1)
+    got = (sim.car_dyn[0, 0, :n] - trace.car_arrival_soc[0, :n]) * 75.0
+    assert np.all(got <= requested + 1e-9)
+    assert np.any(got < requested - 1.0)  # a session whose dwell was too short left with less
+    k = sim.kpis()
+    assert k["cars_served"][0] + k["cars_balked"][0] == n  # everyone left by the end of the day
+    assert sim.cars[0, L.C_CAR_MAX_KW, :n].tolist() == [7.2] * n
 
 
 def test_cars_on_empty_window(sessions: ReplayData) -> None:

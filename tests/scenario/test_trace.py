@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from megapod_gym.config import load_scenario, scenario_names
+from megapod_gym.scenario.arrivals import NO_DEPARTURE_STEP
 from megapod_gym.scenario.trace import ExogenousTrace, TraceSampler
 
 
@@ -83,6 +84,7 @@ def test_stack_pads_cars_and_site_trims(urban: TraceSampler) -> None:
     short = 0 if a.n_cars[0] < b.n_cars[0] else 1
     pad = stacked.car_arrival_step[short, stacked.n_cars[short] :]
     assert np.all(pad == stacked.n_steps)  # padding never arrives
+    assert np.all(stacked.car_departure_step[short, stacked.n_cars[short] :] == NO_DEPARTURE_STEP)
     assert_traces_identical(stacked.site(0), a)
     assert_traces_identical(stacked.site(1), b)
 
@@ -112,9 +114,13 @@ def test_shapes_and_dtypes(name: str) -> None:
     N = tr.car_arrival_step.shape[1]
     assert N == max(int(tr.n_cars.max()), 1)
     for key in ("car_arrival_step", "car_battery_kwh", "car_arrival_soc", "car_target_soc",
-                "car_patience_min", "car_curve_id", "car_power_scale"):  # fmt: skip
+                "car_patience_min", "car_curve_id", "car_power_scale", "car_departure_step",
+                "car_max_kw"):  # fmt: skip
         assert getattr(tr, key).shape == (B, N), key
     assert tr.car_arrival_step.dtype == np.int64 and tr.car_curve_id.dtype == np.int64
+    assert tr.car_departure_step.dtype == np.int64
+    # synthetic cars: no departure (they leave at their target SoC) and no power cap of their own
+    assert np.all(tr.car_departure_step == NO_DEPARTURE_STEP) and np.all(tr.car_max_kw == 0.0)
     assert tr.start_date.dtype == np.dtype("datetime64[D]") and tr.start_date.shape == (B,)
     for key in array_fields(tr):
         value = getattr(tr, key)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from megapod_gym.config import ScenarioConfig, load_scenario
+from megapod_gym.scenario.arrivals import NO_DEPARTURE_STEP
 from megapod_gym.scenario.trace import ExogenousTrace, TraceSampler
 from megapod_gym.sim import layout as L
 from megapod_gym.sim.kernel import BALKED, CHARGING, DONE, WAITING
@@ -38,13 +39,15 @@ def hand_trace(
     inference: float | None = None,
 ) -> ExogenousTrace:
     """A sampled one-row trace whose cars are replaced by ``cars`` (dicts with arrival_step,
-    battery_kwh, arrival_soc, target_soc, patience_min, curve_id, power_scale)."""
+    battery_kwh, arrival_soc, target_soc, patience_min, curve_id, power_scale, departure_step,
+    max_kw)."""
     tr = TraceSampler(cfg).sample([seed])
     n = len(cars)
     keys = ("arrival_step", "battery_kwh", "arrival_soc", "target_soc", "patience_min",
-            "curve_id", "power_scale")  # fmt: skip
+            "curve_id", "power_scale", "departure_step", "max_kw")  # fmt: skip
     defaults = {"battery_kwh": 75.0, "arrival_soc": 0.1, "target_soc": 0.8, "patience_min": 1e6,
-                "curve_id": curve_id(cfg, "tesla_400v"), "power_scale": 1.0}  # fmt: skip
+                "curve_id": curve_id(cfg, "tesla_400v"), "power_scale": 1.0,
+                "departure_step": NO_DEPARTURE_STEP, "max_kw": 0.0}  # fmt: skip
     arrays: dict[str, Any] = {}
     for k in keys:
         values = (
@@ -52,7 +55,7 @@ def hand_trace(
             if n
             else [tr.n_steps if k == "arrival_step" else 0]
         )
-        dtype = np.int64 if k in ("arrival_step", "curve_id") else np.float64
+        dtype = np.int64 if k in ("arrival_step", "curve_id", "departure_step") else np.float64
         arrays["car_" + k] = np.asarray(values, dtype=dtype)[None]
     arrays["n_cars"] = np.array([n], dtype=np.int64)
     if ambient_c is not None:
@@ -107,6 +110,9 @@ class Recorder:
                 xs, ys = self.curves[b][int(sim.cars[b, L.C_CAR_CURVE_ID, c])]
                 accept = curve_max(xs, ys, soc0, soc1) * sim.cars[b, L.C_CAR_POWER_SCALE, c]
                 assert a <= accept + EPS_KW, f"car {c}: {a} kW above its acceptance {accept} kW"
+                own_cap = sim.cars[b, L.C_CAR_MAX_KW, c]
+                if own_cap > 0.0:
+                    assert a <= own_cap + EPS_KW, f"car {c}: {a} kW above its cap {own_cap} kW"
                 assert soc1 <= sim.cars[b, L.C_CAR_TARGET_SOC, c] + 1e-9
                 e = (soc1 - soc0) * sim.cars[b, L.C_CAR_BATTERY_KWH, c]
                 assert e == pytest.approx(a * sim.dt_h, abs=1e-9)
@@ -300,6 +306,111 @@ def test_waiting_is_charged_per_car_minute() -> None:
     out = dict(zip(L.OUT_FIELDS, sim.step(0.0, 0.0)[0]))
     assert out["wait_min"] == 15.0
     assert out["wait_penalty_usd"] == pytest.approx(15.0 * cfg.ev.wait_cost_usd_per_min)
+
+
+# ------------------------------------------------------------------------- sessions with dwell
+STANDBY = np.array([[0.0, 0.0, np.inf]])  # compute at standby, battery idle
+
+
+def dwell_run(cars: list[dict[str, float]], n_steps: int, n_stalls: int = 1) -> tuple:
+    """Step a 5-min, one-stall (default) site with ``cars`` for ``n_steps`` at standby, checking
+    the per-car invariants and the site balance at every step; returns the simulator, its
+    recorder, the stall's car and the occupancy measurement before each step."""
+    cfg = config(
+        chargers__n_stalls=n_stalls, chargers__stall_kw=250.0, chargers__cabinet_kw=1000.0,
+        battery__energy_kwh=0.0, episode__days=0.5,
+    )  # fmt: skip
+    sim = SiteSimulator(cfg)
+    sim.reset(hand_trace(cfg, cars))
+    rec = Recorder(sim)
+    in_stall, occupied = [], []
+    for _ in range(n_steps):
+        in_stall.append(int(sim.stall_car[0, 0]))
+        occupied.append(float(sim.measurements()["stalls_occupied_frac"][0]))
+        check_site_balance(rec.step(STANDBY), cfg)
+    return sim, rec, np.array(in_stall), np.array(occupied)
+
+
+def test_level2_session_gets_its_energy_at_its_power_and_stays_until_departure() -> None:
+    """A 3-h, 7.2 kW AC session asking for 15 kWh: charges at 7.2 kW, gets exactly 15 kWh, then
+    stays parked in its stall (drawing nothing) and leaves at its departure step."""
+    arrive, depart = 12, 12 + 36  # 01:00 -> 04:00
+    car = dict(arrival_step=arrive, departure_step=depart, max_kw=7.2, battery_kwh=75.0,
+               arrival_soc=0.2, target_soc=0.2 + 15.0 / 75.0)  # fmt: skip
+    sim, rec, in_stall, occupied = dwell_run([car], 60)
+    p = rec.series("ev_delivered_kw")[:, 0]
+    assert p.max() == pytest.approx(7.2)  # the car's cap binds, not the 250 kW stall
+    assert np.all(p[:arrive] == 0.0)
+    delivered = p.sum() * sim.dt_h
+    assert delivered == pytest.approx(15.0, abs=1e-9)  # all it asked for, never more
+    done_at = arrive + int(np.ceil(15.0 / 7.2 * 12))  # 26 steps of charging
+    assert np.all(p[done_at:] == 0.0)
+    assert np.all(in_stall[arrive:depart] == 0) and np.all(in_stall[depart:] == -1)
+    assert np.all(occupied[done_at:depart] == 1.0)  # parked after charging: the stall is taken
+    served = rec.series("cars_served")[:, 0]
+    np.testing.assert_array_equal(np.flatnonzero(served), [depart - 1])  # leaves at step 48
+    assert sim.car_status[0, 0] == DONE
+    assert sim.kpis()["cars_balked"][0] == 0
+
+
+def test_session_asking_more_than_its_dwell_allows_leaves_at_departure_with_less() -> None:
+    arrive, depart = 0, 36  # 3 h at 7.2 kW: 21.6 kWh of the 40 kWh asked for
+    car = dict(arrival_step=arrive, departure_step=depart, max_kw=7.2, battery_kwh=75.0,
+               arrival_soc=0.2, target_soc=0.2 + 40.0 / 75.0)  # fmt: skip
+    sim, rec, in_stall, _ = dwell_run([car], 48)
+    delivered = rec.series("ev_delivered_kw")[:, 0].sum() * sim.dt_h
+    assert delivered == pytest.approx(7.2 * 3.0, abs=1e-9)
+    assert sim.car_dyn[0, 0, 0] == pytest.approx(0.2 + 21.6 / 75.0)
+    assert sim.car_dyn[0, 0, 0] < car["target_soc"]
+    np.testing.assert_array_equal(np.flatnonzero(rec.series("cars_served")[:, 0]), [depart - 1])
+    assert np.all(in_stall[:depart] == 0) and np.all(in_stall[depart:] == -1)
+    assert sim.car_status[0, 0] == DONE
+
+
+def test_dc_session_with_a_departure_keeps_its_taper() -> None:
+    """A DC car with a departure charges exactly like the same car without one (acceptance-curve
+    taper, stall limit), then waits parked until its departure instead of leaving at its target."""
+    car = dict(arrival_step=2, battery_kwh=75.0, arrival_soc=0.1, target_soc=0.8)
+    sim0, rec0, in_stall0, _ = dwell_run([car], 40)
+    sim1, rec1, in_stall1, _ = dwell_run([dict(car, departure_step=30)], 40)
+    p0, p1 = rec0.series("ev_delivered_kw")[:, 0], rec1.series("ev_delivered_kw")[:, 0]
+    np.testing.assert_array_equal(p0, p1)
+    charging = p0[p0 > 0]
+    assert charging[0] > 240.0 and charging[-1] < 150.0  # flat near the stall, then the taper
+    assert np.all(np.diff(charging) <= 1e-9)
+    assert p0.sum() * sim0.dt_h == pytest.approx(0.7 * 75.0, abs=1e-6)
+    left0 = int(np.flatnonzero(rec0.series("cars_served")[:, 0])[0])
+    assert left0 < 29  # without a departure the car left at its target SoC ...
+    assert np.all(in_stall0[left0 + 1 :] == -1)
+    np.testing.assert_array_equal(np.flatnonzero(rec1.series("cars_served")[:, 0]), [29])
+    assert np.all(in_stall1[2:30] == 0)  # ... with one it holds the stall until step 30
+
+
+def test_power_cap_without_departure_leaves_at_target() -> None:
+    car = dict(arrival_step=0, battery_kwh=75.0, arrival_soc=0.1, target_soc=0.5, max_kw=50.0)
+    sim, rec, _, _ = dwell_run([car], 48)
+    p = rec.series("ev_delivered_kw")[:, 0]
+    assert p.max() == pytest.approx(50.0)
+    assert p.sum() * sim.dt_h == pytest.approx(0.4 * 75.0, abs=1e-6)
+    left = np.flatnonzero(rec.series("cars_served")[:, 0])
+    np.testing.assert_array_equal(left, [int(np.ceil(0.4 * 75.0 / 50.0 * 12)) - 1])
+
+
+def test_car_still_queued_at_its_departure_leaves_as_balked() -> None:
+    cfg_cars = [
+        dict(arrival_step=0, battery_kwh=150.0, arrival_soc=0.1, target_soc=0.9),  # ~1 h
+        dict(arrival_step=0, departure_step=3, patience_min=1e6),  # queued until it must go
+    ]
+    sim, rec, in_stall, _ = dwell_run(cfg_cars, 6)
+    balked = rec.series("cars_balked")[:, 0]
+    np.testing.assert_array_equal(np.flatnonzero(balked), [2])  # gone at the start of step 3
+    pen = rec.series("balk_penalty_usd")[:, 0]
+    assert pen[2] == pytest.approx(sim.configs[0].ev.balk_penalty_usd) and pen.sum() == pen[2]
+    assert rec.series("wait_min")[:, 0].tolist() == [5.0, 5.0, 5.0, 0.0, 0.0, 0.0]
+    assert sim.car_status[0, 1] == BALKED and np.all(in_stall == 0)
+    k = sim.kpis()
+    assert k["cars_balked"][0] == 1 and k["cars_served"][0] == 0 and k["cars_arrived"][0] == 2
+    assert sim.measurements()["queue_length"][0] == 0
 
 
 # ------------------------------------------------------------------------- demand charges

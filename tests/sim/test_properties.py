@@ -3,11 +3,14 @@ physical invariants of the simulator or the environment.
 
 Invariants: grid import <= limit, export <= export limit, battery SoC inside its window, no
 negative flows or energies, nothing NaN or infinite, the energy balance closes (< 1e-6 kWh), cars
-never charge above their acceptance curve or the stall limit, cabinets stay within their limit.
+never charge above their acceptance curve, the stall limit or their own power cap, cabinets stay
+within their limit; cars with a departure are gone (from stall or queue) at their departure step
+and never take more than they asked for.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -18,8 +21,10 @@ from hypothesis import strategies as st
 
 from megapod_gym.config import ScenarioConfig, load_scenario
 from megapod_gym.envs.site_env import MegapodSiteEnv
+from megapod_gym.scenario.arrivals import NO_DEPARTURE_STEP
 from megapod_gym.scenario.trace import TraceSampler
 from megapod_gym.sim import layout as L
+from megapod_gym.sim.kernel import CHARGING, WAITING
 from megapod_gym.sim.simulator import SiteSimulator
 
 EPS_KW = 1e-6
@@ -159,6 +164,8 @@ def step_and_check(sim: SiteSimulator, cfg: ScenarioConfig, actions: np.ndarray)
         soc1 = sim.car_dyn[0, 0, c]
         accept = _curve_max(np.asarray(curve.soc), np.asarray(curve.kw), car_soc[c], soc1)
         assert a <= accept * sim.cars[0, L.C_CAR_POWER_SCALE, c] + EPS_KW
+        if sim.cars[0, L.C_CAR_MAX_KW, c] > 0.0:
+            assert a <= sim.cars[0, L.C_CAR_MAX_KW, c] + EPS_KW
         assert soc1 <= sim.cars[0, L.C_CAR_TARGET_SOC, c] + 1e-9
         delivered += a
     for lo in range(0, ch.n_stalls, ch.stalls_per_cabinet):
@@ -197,6 +204,45 @@ def test_simulator_invariants_hold_for_any_site_and_setpoints(
     k = sim.kpis()
     assert k["cars_served"][0] + k["cars_balked"][0] <= k["cars_arrived"][0]
     assert all(np.isfinite(v).all() and (v >= 0).all() for v in k.values())
+
+
+@pytest.mark.slow
+@SETTINGS
+@given(
+    cfg=site_configs(),
+    plan=st.lists(setpoint, min_size=1, max_size=6),
+    seed=st.integers(0, 2**31 - 1),
+    dwell_seed=st.integers(0, 2**31 - 1),
+)
+def test_invariants_hold_with_departures_and_power_caps(
+    cfg: ScenarioConfig, plan: list[tuple[float, float, float]], seed: int, dwell_seed: int
+) -> None:
+    """The sampled cars, most given a departure 1-40 steps after arrival and half a power cap of
+    their own (as replayed sessions with dwell): the invariants hold, nobody is present at or
+    after its departure, nobody gets more than its target."""
+    trace = TraceSampler(cfg).sample([seed])
+    n = trace.car_arrival_step.shape[1]
+    rng = np.random.default_rng(dwell_seed)
+    arrive = trace.car_arrival_step[0]
+    departure = np.where(
+        rng.random(n) < 0.7, arrive + rng.integers(1, 41, n), NO_DEPARTURE_STEP
+    ).astype(np.int64)
+    max_kw = np.where(rng.random(n) < 0.5, rng.uniform(1.0, 400.0, n), 0.0)
+    trace = dataclasses.replace(trace, car_departure_step=departure[None], car_max_kw=max_kw[None])
+    sim = SiteSimulator(cfg)
+    sim.reset(trace)
+    t = 0
+    while not sim.done[0]:
+        step_and_check(sim, cfg, np.array([plan[t % len(plan)]], dtype=np.float64))
+        t += 1
+        status = sim.car_status[0, :n]
+        present = (status == WAITING) | (status == CHARGING)
+        assert np.all(departure[present] > t), "a car is still there at its departure step"
+    arrived = sim.car_status[0, :n] > 0
+    soc = sim.car_dyn[0, 0, :n]
+    assert np.all(soc[arrived] <= trace.car_target_soc[0, arrived] + 1e-9)
+    k = sim.kpis()
+    assert k["cars_served"][0] + k["cars_balked"][0] <= k["cars_arrived"][0]
 
 
 @pytest.mark.slow

@@ -3,13 +3,14 @@ every named scenario, the replay gap, soft mode and error paths."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
 import pytest
 
 from agents.evaluation.rollout import run_policy
-from agents.optim.oracle import HindsightPolicy, reference_ev_run, solve_hindsight
+from agents.optim.oracle import HindsightPolicy, car_block, reference_ev_run, solve_hindsight
 from agents.optim.site_lp import (
     SiteLPInputs,
     SiteLPParams,
@@ -21,6 +22,8 @@ from agents.policies.base import PolicyContext
 from agents.policies.rules import AlwaysMaxCompute, CarsFirstGreedy, RandomPolicy
 from megapod_gym.config import ScenarioConfig, load_scenario, scenario_names
 from megapod_gym.scenario.trace import TraceSampler
+from megapod_gym.sim import layout as L
+from megapod_gym.sim.simulator import SiteSimulator
 
 SEEDS = (0, 1, 2)
 REL_TOL = 1e-6
@@ -250,6 +253,40 @@ def test_soft_mode_lp_bounds_policies() -> None:
     strict = cfg.model_copy(update={"ev_priority": "strict"})
     strict_lp = solve_hindsight(strict, TraceSampler(strict).sample(seeds).site(0)).objective_usd
     assert lp >= strict_lp - REL_TOL * abs(strict_lp)
+
+
+def test_soft_mode_lp_respects_departures_and_power_caps() -> None:
+    """Cars with a departure and an own power cap (replayed sessions with dwell): the car block
+    gives them variables only before their departure, at most their cap; the LP stays above the
+    simulator on the same trace and below the LP of the same cars without those limits. Without
+    departures or caps (every synthetic car) the block is as before."""
+    cfg = load_scenario("urban-12stall-bev", {"ev_priority": "soft", "episode.days": 0.5})
+    base = TraceSampler(cfg).sample([0]).site(0)
+    T, n = base.n_steps, int(base.n_cars[0])
+    block = car_block(cfg, base)
+    assert np.all(block.end_step == T) and np.all(block.cap_kw == cfg.chargers.stall_kw)
+    arrive = base.car_arrival_step[0, :n]
+    depart = arrive + np.random.default_rng(0).integers(1, 13, n)
+    trace = dataclasses.replace(
+        base, car_departure_step=depart[None], car_max_kw=np.full((1, n), 7.2)
+    )
+    block = car_block(cfg, trace)
+    np.testing.assert_array_equal(block.end_step, np.minimum(depart, T))
+    np.testing.assert_array_equal(block.cap_kw, 7.2)
+    sol = solve_hindsight(cfg, trace)
+    j = np.arange(T)
+    present = (j[None, :] >= arrive[:, None]) & (j[None, :] < depart[:, None])
+    ev_dc = sol.ev_ac_kw * cfg.chargers.efficiency
+    assert np.all(ev_dc <= present.sum(axis=0) * 7.2 + 1e-6)
+    assert ev_dc.sum() > 0.0
+    sim = SiteSimulator(cfg)
+    sim.reset(trace)
+    total = 0.0
+    while not sim.done[0]:
+        total += sim.step_actions(np.array([[0.0, 0.0, np.inf]]))[0, L.O_TOTAL_USD]
+    assert total <= _bound(sol.objective_usd)
+    free = solve_hindsight(cfg, base).objective_usd
+    assert sol.objective_usd <= free + REL_TOL * abs(free)
 
 
 # ------------------------------------------------------------------------------ errors
