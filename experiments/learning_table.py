@@ -28,29 +28,12 @@ import numpy as np
 from agents.evaluation.compare import read_scalars
 from agents.evaluation.score import mean_ci
 from agents.training.config import load_train_config
+from agents.training.time_to_beat import time_to_beat
 from agents.training.train import train
 from megapod_gym.config.loading import scenario_names
 
 HERE = Path(__file__).resolve().parent
 RULES = ("tou-arbitrage", "price-threshold", "peak-shaving", "tuned-rule")
-
-
-def time_to_beat(run: Path, best_rule: str, metrics: dict) -> tuple[float, float]:
-    """(env steps, seconds) until the validation score first exceeded ``best_rule``'s validation
-    score; NaN when it never did. Seconds = demonstrations + cloning + the RL share up to then."""
-    s = read_scalars(run)
-    evals = s.get("eval/normalized_score")
-    ref = s.get(f"baseline/{best_rule}/normalized_score")
-    if evals is None or ref is None:
-        return float("nan"), float("nan")
-    ref_score = float(ref[1][0])
-    for step, score in zip(*evals):
-        if score > ref_score:
-            pre = metrics.get("pretrain", {})
-            sec = pre.get("demo_seconds", 0.0) + pre.get("bc_seconds", 0.0)
-            sec += metrics["train_seconds"] * float(step) / max(metrics["timesteps"], 1)
-            return float(step), sec
-    return float("nan"), float("nan")
 
 
 def _trained_run(folder: Path, name: str):
@@ -107,7 +90,7 @@ def run_scenario(
             if k.startswith("baseline/") and k.endswith("/normalized_score")
         }
         best_rule = max((r for r in RULES if r in val), key=val.__getitem__)
-        steps, secs = time_to_beat(out, best_rule, metrics)
+        steps, secs = time_to_beat(out, metrics, f"baseline/{best_rule}/normalized_score")
         pre = metrics.get("pretrain", {})
         rows.append(
             {

@@ -35,6 +35,7 @@ import yaml
 
 from agents.training.config import TrainConfig, algo_class
 from agents.training.run_folder import checkpoints, save_model
+from agents.training.time_to_beat import time_to_beat
 from megapod_gym.config import load_scenario
 from megapod_gym.config.fleet import is_fleet, load_fleet
 
@@ -284,6 +285,11 @@ def _train(
     }
     if (out / "pretrain.json").is_file():
         metrics["pretrain"] = json.loads((out / "pretrain.json").read_text())
+    if not fleet:
+        model.logger.close()  # flush the TensorBoard events the time-to-beat reads
+        steps, seconds = time_to_beat(out, metrics)
+        metrics["steps_to_beat_best_rule"] = steps
+        metrics["seconds_to_beat_best_rule"] = seconds
     if final_benchmark:
         metrics["benchmark_table"] = str(
             final_comparison(cfg, out, jobs=benchmark_jobs, progress=progress)
@@ -461,6 +467,14 @@ def summary_text(cfg: TrainConfig, out: Path, metrics: dict[str, Any]) -> str:
         lines.append(
             f"best eval    normalized score {metrics['normalized_score']:.1f} (0 = greedy, 100 = optimum), "
             f"profit ${metrics['profit_usd']:,.0f}/episode at step {metrics.get('step', 0):,}"
+        )
+    if "steps_to_beat_best_rule" in metrics:
+        steps, seconds = metrics["steps_to_beat_best_rule"], metrics["seconds_to_beat_best_rule"]
+        lines.append(
+            "beat rules   not within this run (validation score never above the best fixed rule's)"
+            if steps != steps  # NaN
+            else f"beat rules   validation score above the best fixed rule's from step "
+            f"{steps:,.0f}, {seconds:.0f} s into the run (demonstrations + cloning + RL)"
         )
     if "benchmark_table" in metrics:
         table = Path(metrics["benchmark_table"])

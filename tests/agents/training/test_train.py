@@ -127,6 +127,16 @@ def test_tensorboard_has_eval_ledger_kpi_baseline_and_optimum_scalars(tmp_path: 
         assert tag in tags, tag
     table = compare_runs([tmp_path / "run"], tmp_path / "cmp")
     assert "normalized score" in table and (tmp_path / "cmp" / "learning_curves.png").is_file()
+    # time to beat the best fixed rule: the first eval step above the reference curve, or NaN
+    import json
+
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    steps = metrics["steps_to_beat_best_rule"]
+    s = read_scalars(tmp_path / "run")
+    ref = float(s["reference/best_rule/normalized_score"][1][0])
+    above = [int(st) for st, v in zip(*s["eval/normalized_score"]) if v > ref]
+    assert (steps == above[0]) if above else np.isnan(steps)
+    assert "beat rules" in (tmp_path / "run" / "summary.txt").read_text()
 
 
 def test_bad_config_keys_fail_clearly(tmp_path: Path) -> None:
