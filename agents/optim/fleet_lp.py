@@ -21,17 +21,19 @@ Changes to the single-site LPs
   as a column bounded by ``[D_t, A_t]``, lost increments ``l_t >= 0`` and one row per step
   ``M_t - M_{t-1} - sum_k w_{k,t} - l_t = 0``. Lost work earns nothing; the objective is unchanged
   (the site objective values ``w`` at the job value).
-* **Outages.** At steps where site ``k`` is islanded the simulator sets its import and export
-  limits to 0 and switches compute off with no standby draw and no battery aux load. The LP
-  fixes the IT fraction at standby (so that the envelope rows stay feasible), removes compute
-  power from the site balance (the PUE input is 0 at those steps, so the ``x`` coefficient of
-  that step's balance row is 0 and is dropped) and the aux load from its right-hand side, and
-  bounds training work, inference served, import and export by 0 (inference demand then pays
-  its SLA penalty, as in the kernel). The cars' fixed reference load may not be coverable by the
-  battery alone: the site LP's shortfall variable ``z`` (unserved EV AC kW, at most the EV
-  load) is allowed at outage steps only, charged at the EV revenue it loses, ``retail price x
-  charger efficiency`` per AC kWh (revenue is billed per DC kWh), or at
-  ``ev_shortfall_usd_per_kwh``.
+* **Outages.** At steps where site ``k`` is islanded the simulator and the LP apply the same
+  rules, defined once in :mod:`megapod_gym.fleet.outage`: import and export limits 0, compute
+  off with no standby draw, no battery aux load, cars may be cut. The LP takes its per-step
+  import and export limits, aux load and compute-off steps from
+  :func:`megapod_gym.fleet.outage.islanded_step_figures`. It fixes the IT fraction at standby
+  (so that the envelope rows stay feasible), removes compute power from the site balance (the
+  PUE input is 0 at those steps, so the ``x`` coefficient of that step's balance row is 0 and is
+  dropped) and the aux load from its right-hand side, and bounds training work, inference
+  served, import and export by 0 (inference demand then pays its SLA penalty, as in the kernel).
+  The cars' fixed reference load may not be coverable by the battery alone: the site LP's
+  shortfall variable ``z`` (unserved EV AC kW, at most the EV load) is allowed at outage steps
+  only, charged at the EV revenue it loses, ``retail price x charger efficiency`` per AC kWh
+  (revenue is billed per DC kWh), or at ``ev_shortfall_usd_per_kwh``.
 
 Why the LP is a relaxation of the fleet simulator
 -------------------------------------------------
@@ -73,6 +75,7 @@ from pathlib import Path
 import highspy
 import numpy as np
 
+from agents.optim.compute_envelopes import hull_value, tangent_lines
 from agents.optim.fleet_lp_blocks import (
     _pool_bounds,
     _site_block,
@@ -80,13 +83,8 @@ from agents.optim.fleet_lp_blocks import (
     _SiteBlock,
     _stack,
 )
-from agents.optim.site_lp import (
-    SiteLPParams,
-    _extract,
-    hull_value,
-    new_highs,
-    tangent_lines,
-)
+from agents.optim.site_lp import _extract, new_highs
+from agents.optim.site_lp_inputs import SiteLPParams
 from megapod_gym.config.fleet import FleetConfig, fleet_site_configs, load_fleet
 from megapod_gym.fleet.simulator import FleetSimulator
 from megapod_gym.fleet.trace import FleetTrace
@@ -176,7 +174,7 @@ def _refinement_rows(
         ):
             assert env.exact is not None and env.pause_end is not None
             excess = sol_k[var : var + n] - hull_value(p, which, env, x, d)
-            known = env.exact & ~b.outage
+            known = env.exact & ~b.steps.compute_off
             overshoot_usd += usd * float(np.sum(np.maximum(excess[known], 0.0)))
             viol = known & (x > env.pause_end) & (excess > tol)
             if np.any(viol):
@@ -261,8 +259,8 @@ def solve_fleet_hindsight(
     threads
         HiGHS threads.
     n_lines, n_grid
-        Envelope resolution (:func:`agents.optim.site_lp.compute_envelopes`): tangents per step, and
-        lines and grid points where the training curve is not concave.
+        Envelope resolution (:func:`agents.optim.compute_envelopes.compute_envelopes`):
+        tangents per step, and lines and grid points where the training curve is not concave.
     lazy, refine_tol, gap_tol_rel, max_rounds
         Refinement rounds (above).
     ev_shortfall_usd_per_kwh
@@ -388,7 +386,7 @@ def _to_solution(
         t_usd["balk_penalty_usd"] = b.ref.balk_penalty_usd
         t_usd["total_usd"] = site_obj[i]
         terms.append(t_usd)
-        per["x"].append(np.where(b.outage, 0.0, s.it_frac))
+        per["x"].append(np.where(b.steps.compute_off, 0.0, s.it_frac))
         per["w"].append(np.maximum(s.training_kwh, 0.0))
         per["s"].append(s.inference_served_frac)
         per["batt"].append(s.battery_kw)

@@ -1,7 +1,8 @@
 """The blocks of the fleet hindsight LP (:mod:`agents.optim.fleet_lp`) and their assembly.
 
 One strict-mode site LP per site (:mod:`agents.optim.site_lp`) with the fleet changes: no own
-backlog, compute off and a priced EV shortfall at outage steps (:func:`_site_block`); the job
+backlog, and at outage steps the islanded site of :mod:`megapod_gym.fleet.outage` (no grid
+exchange, compute off, no battery aux load, a priced EV shortfall; :func:`_site_block`); the job
 pool's bounds ``A_t``/``D_t`` (:func:`_pool_bounds`); and the block-diagonal fleet LP with the
 pool columns and rows that couple the sites (:func:`_stack`). The formulation and why it bounds
 the fleet simulator are in the docstring of :mod:`agents.optim.fleet_lp`, which solves it.
@@ -14,18 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agents.optim.compute_envelopes import Envelope, compute_envelopes
 from agents.optim.oracle import ReferenceEV, reference_ev_run
-from agents.optim.site_lp import (
-    Envelope,
-    LpArrays,
-    SiteLPInputs,
-    SiteLPParams,
-    _Layout,
-    backlog_can_bind,
-    build_site_lp,
-    compute_envelopes,
-)
+from agents.optim.site_lp_builder import LpArrays, _Layout, backlog_can_bind, build_site_lp
+from agents.optim.site_lp_inputs import SiteLPInputs, SiteLPParams
 from megapod_gym.config.schema import ScenarioConfig
+from megapod_gym.fleet.outage import IslandedStepFigures, islanded_step_figures
 from megapod_gym.fleet.trace import FleetTrace, JobTrace
 from megapod_gym.scenario.trace import ExogenousTrace
 
@@ -41,6 +36,7 @@ class _SiteBlock:
     lp: LpArrays
     lay: _Layout
     outage: np.ndarray  # [T] bool
+    steps: IslandedStepFigures  # per-step figures with the islanded rules applied
     ref: ReferenceEV
     shortfall_usd_per_kwh: np.ndarray  # [T] penalty per unserved AC kWh
     col0: int = 0  # first column of the block in the fleet model
@@ -79,9 +75,13 @@ def _site_block(
     if T != params.n_steps:
         raise ValueError(f"site {name!r}: trace has {T} steps, the scenario {params.n_steps}")
     ref = reference_ev_run(config, row)
+    # the islanded rules (megapod_gym.fleet.outage) applied to the site's figures, per step
+    steps = islanded_step_figures(params, outage)
+    off = steps.compute_off
     pue = params.pue(row.ambient_c[0, :T])
-    pue = np.where(outage, 0.0, pue)  # compute draws nothing while islanded
-    has_out = bool(outage.any())
+    pue = np.where(off, 0.0, pue)  # compute draws nothing while islanded
+    may_cut = steps.ev_shortfall_allowed
+    has_cut = bool(may_cut.any())
     inputs = SiteLPInputs(
         price_usd_per_kwh=row.price_usd_per_kwh[0, :T].astype(np.float64),
         export_price_usd_per_kwh=row.export_price_usd_per_kwh[0, :T].astype(np.float64),
@@ -94,7 +94,7 @@ def _site_block(
         battery_soc_frac=params.battery_initial_soc,
         backlog_kwh=np.inf,
         peak0_kw=params.demand_threshold_kw.copy(),
-        shortfall_penalty_usd_per_kwh=0.0 if has_out else None,  # per step, set below
+        shortfall_penalty_usd_per_kwh=0.0 if has_cut else None,  # per step, set below
         offset_usd=ref.ev_revenue_usd - ref.wait_penalty_usd - ref.balk_penalty_usd,
     )
     assert not backlog_can_bind(params, inputs)
@@ -105,24 +105,27 @@ def _site_block(
         penalty = row.ev_price_usd_per_kwh[0, :T].astype(np.float64) * params.charger_efficiency
     else:
         penalty = np.full(T, float(ev_shortfall_usd_per_kwh))
-    penalty = np.where(outage, penalty, 0.0)
-    if has_out:
-        n = lay.n
-        o = np.nonzero(outage)[0]
-        lo, hi, cost = lp.col_lower, lp.col_upper, lp.col_cost
-        lo[lay.x + o] = hi[lay.x + o] = params.standby_frac
-        hi[lay.w + o] = 0.0
-        hi[lay.s + o] = 0.0
-        hi[lay.imp + o] = 0.0
-        hi[lay.exp + o] = 0.0
-        # the simulator drops the battery's aux load while islanded: the balance row of step j
-        # (row j of the site LP) then reads imp - exp + d - c (+ z) = EV AC load
-        lp.row_lower[o] = lp.row_upper[o] = ref.ev_ac_kw[o]
-        # shortfall: outage steps only, at most the cars' load
-        hi[lay.z : lay.z + n] = np.where(outage, ref.ev_ac_kw, 0.0)
+    penalty = np.where(may_cut, penalty, 0.0)
+    n = lay.n
+    lo, hi, cost = lp.col_lower, lp.col_upper, lp.col_cost
+    # grid exchange per step (0 while islanded)
+    hi[lay.imp : lay.imp + n] = steps.import_limit_kw
+    hi[lay.exp : lay.exp + n] = steps.export_limit_kw
+    # the balance row of step j (row j of the site LP) reads imp - exp + d - c - IT PUE x (+ z)
+    # = EV AC load + the step's battery aux load (0 while islanded: not imported)
+    lp.row_lower[:n] = lp.row_upper[:n] = ref.ev_ac_kw + steps.battery_aux_kw
+    # compute off: no work, nothing served; x is pinned at the site's standby fraction only so
+    # that the envelope rows stay feasible (with PUE 0 it draws no power)
+    o = np.nonzero(off)[0]
+    lo[lay.x + o] = hi[lay.x + o] = params.standby_frac
+    hi[lay.w + o] = 0.0
+    hi[lay.s + o] = 0.0
+    if has_cut:
+        # shortfall: where the cars may be cut only, at most the cars' load
+        hi[lay.z : lay.z + n] = np.where(may_cut, ref.ev_ac_kw, 0.0)
         cost[lay.z : lay.z + n] = -penalty * params.dt_h
-    # the x coefficients of outage balance rows are 0 (PUE 0): drop them from the matrix
-    return _SiteBlock(name, params, inputs, envs, _drop_zeros(lp), lay, outage, ref, penalty)
+    # the x coefficients of compute-off balance rows are 0 (PUE 0): drop them from the matrix
+    return _SiteBlock(name, params, inputs, envs, _drop_zeros(lp), lay, outage, steps, ref, penalty)
 
 
 def _drop_zeros(lp: LpArrays) -> LpArrays:

@@ -19,7 +19,8 @@ relaxation of the simulator:
     replay and MPC plan that discharge explicitly).
 
 ``soft`` EV-priority mode
-    EV charging is a decision: per-car DC energy variables (:class:`agents.optim.site_lp.CarBlock`).
+    EV charging is a decision: per-car DC energy variables
+    (:class:`agents.optim.site_lp_inputs.CarBlock`).
     Each car may take energy from its arrival step on (until its departure step, if it has one),
     up to its target energy, at a power per step capped by the stall kW (or the car's own
     ``car_max_kw``, if lower) and by the concave upper envelope of its acceptance curve x power
@@ -37,8 +38,8 @@ Relaxations (each can only raise the LP value above what the simulator can reach
   tangents of the concave curve plus the line from the standby point, refined lazily where the
   LP's solution needs them (:func:`agents.optim.site_lp.solve_site_lp`), or, where the training curve
   is not concave, grid secants raised by their excess plus a bound on the between-grid error
-  (:func:`agents.optim.site_lp.compute_envelopes`). The two envelopes (training, inference) are
-  separate, which can only loosen the bound;
+  (:func:`agents.optim.compute_envelopes.compute_envelopes`). The two envelopes (training,
+  inference) are separate, which can only loosen the bound;
 * the battery may charge and discharge in the same step; grid import and export may both be
   positive in the same step;
 * training backlog: modelled (when it can bind at all) as ``w_t <= b_t`` and
@@ -64,15 +65,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.optim.site_lp import (
-    CarBlock,
-    SiteLPInputs,
-    SiteLPParams,
-    SiteLPSolution,
-    compute_functions,
-    new_highs,
-    solve_site_lp,
-)
+from agents.optim.compute_envelopes import compute_functions
+from agents.optim.site_lp import SiteLPSolution, new_highs, solve_site_lp
+from agents.optim.site_lp_inputs import CarBlock, SiteLPInputs, SiteLPParams
 from agents.policies.base import PolicyContext
 from megapod_gym.config import ScenarioConfig
 from megapod_gym.scenario.trace import ExogenousTrace

@@ -4,8 +4,9 @@ One step of the fleet (all sites advance together, ``dt`` = the sites' step):
 
 1. jobs arriving this step join the pool;
 2. the dispatcher's shares and rebalance fraction place and migrate jobs (:mod:`.jobs`);
-3. sites in an outage are islanded for the step: import and export limits 0, compute off (no
-   standby draw, no battery aux load); cars may still charge from the battery;
+3. sites in an outage are islanded for the step (the rules of :mod:`.outage`: no grid exchange,
+   compute off drawing nothing, battery aux load not imported); cars may still charge from the
+   battery;
 4. every site's training backlog is set to the work it can run now (its jobs not in transit) and
    the compiled site kernel steps all sites (cars first, compute, battery, ledger);
 5. each site's training work is spread over its jobs (earliest deadline first); finished jobs
@@ -27,6 +28,7 @@ import numpy as np
 from megapod_gym.config.fleet import FleetConfig, fleet_site_configs, load_fleet
 from megapod_gym.fleet import jobs as J
 from megapod_gym.fleet.ledger import FLEET_INDEX, SITE_FLEET_FIELDS, TOTAL_FIELDS, fleet_ledger
+from megapod_gym.fleet.outage import connected_figures, islanded
 from megapod_gym.fleet.trace import FleetTrace, FleetTraceSampler
 from megapod_gym.sim import layout as L
 from megapod_gym.sim.simulator import SiteSimulator
@@ -65,9 +67,9 @@ class FleetSimulator:
         self._scratch = {n: np.zeros(K) for n in ("mig", "gb", "target", "assigned", "run", "done")}
         self._lost = {n: np.zeros(K + 1) for n in ("jobs", "kwh", "done")}
         par = self.sim.params.scalars
-        self._limits = par[
-            :, [L.P_IMPORT_LIMIT_KW, L.P_EXPORT_LIMIT_KW, L.P_STANDBY_FRAC, L.P_BATTERY_AUX_KW]
-        ].copy()
+        # the sites' own values of the figures an islanded site changes (outage.py), restored
+        # after every islanded step: [K, F] import kW, export kW, standby fraction, battery aux kW
+        self._limits = connected_figures(par)
         self._carbon_price = par[:, L.P_CARBON_PRICE_USD_PER_G].copy()
         self.trace: FleetTrace | None = None
         self._totals = np.zeros(len(TOTAL_FIELDS))
@@ -174,24 +176,8 @@ class FleetSimulator:
         J.runnable_kwh(self.status, self.site, self.transit, self.left_kwh, s["run"])
         sim = self.sim
         sim.fstate[:, L.F_BACKLOG_KWH] = s["run"]
-        par = sim.params.scalars
-        any_out = bool(outage.any())
-        if any_out:
-            par[outage, L.P_IMPORT_LIMIT_KW] = 0.0
-            par[outage, L.P_EXPORT_LIMIT_KW] = 0.0
-            par[outage, L.P_STANDBY_FRAC] = 0.0
-            # the battery's aux load is irreducible in the kernel (always imported): drop it too,
-            # or an islanded site would import it whenever the battery cannot cover it
-            par[outage, L.P_BATTERY_AUX_KW] = 0.0
-            setpoints[outage, 0] = 0.0
-        try:
+        with islanded(sim.params.scalars, setpoints, outage, self._limits):
             out = sim.step_actions(setpoints)
-        finally:
-            if any_out:
-                par[:, L.P_IMPORT_LIMIT_KW] = self._limits[:, 0]
-                par[:, L.P_EXPORT_LIMIT_KW] = self._limits[:, 1]
-                par[:, L.P_STANDBY_FRAC] = self._limits[:, 2]
-                par[:, L.P_BATTERY_AUX_KW] = self._limits[:, 3]
         s["done"][:] = out[:, L.O_TRAINING_WORK_KWH]
         lost = self._lost
         completed = np.zeros(K)
