@@ -66,6 +66,7 @@ from agents.optim.site_lp import (
 )
 from agents.policies.base import PolicyContext
 from megapod_gym.config import ScenarioConfig
+from megapod_gym.sim.curves import charge_for_minutes, curve_tables
 from megapod_gym.sim.figures import site_figures
 
 
@@ -81,18 +82,20 @@ def session_profile_kw(config: ScenarioConfig) -> np.ndarray:
     shares = shares / shares.sum()
     soc0, target = ev.arrival_soc.mean, max(ev.target_soc.mean, ev.arrival_soc.mean + 0.05)
     target = min(target, 1.0)
+    tables = curve_tables(ev)
+    names = sorted(ev.curves)
     profiles = []
     for v in ev.fleet:
-        curve = ev.curves[v.curve]
+        curve = tables[names.index(v.curve)]
         s = soc0
         per_min = []
         for _ in range(24 * 60):  # a day at most
-            if s >= target - 1e-12:
+            if s >= target:
                 break
-            p = min(float(np.interp(s, curve.soc, curve.kw)) * v.power_scale, ch.stall_kw)
-            de = min(p / 60.0, (target - s) * v.battery_kwh)
+            de, s = charge_for_minutes(
+                s, target, v.battery_kwh, curve, v.power_scale, ch.stall_kw, 1.0
+            )
             per_min.append(de * 60.0)
-            s += de / v.battery_kwh
         mins = np.asarray(per_min)
         n = max(int(math.ceil(mins.shape[0] / ep.step_min)), 1)
         padded = np.zeros(n * ep.step_min)

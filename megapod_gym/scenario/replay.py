@@ -97,6 +97,7 @@ from numba import njit
 
 from megapod_gym.config.schema import EVConfig, ReplayConfig
 from megapod_gym.scenario.arrivals import NO_DEPARTURE_STEP, CarArrivals, sample_beta
+from megapod_gym.sim.curves import charge_for_minutes, curve_tables
 
 __all__ = [
     "ReplayData",
@@ -602,8 +603,7 @@ class ReplayData:
                 battery[use_duration],
                 curve[use_duration],
                 scale[use_duration],
-                fleet.grid_soc,
-                fleet.grid_kw,
+                fleet.curves,
                 np.where(
                     max_kw[use_duration] > 0.0,
                     np.minimum(max_kw[use_duration], DURATION_POWER_CAP_KW),
@@ -640,8 +640,7 @@ class _FleetArrays:
     battery_kwh: np.ndarray
     curve_id: np.ndarray  # int64 index into sorted(ev.curves)
     power_scale: np.ndarray
-    grid_soc: np.ndarray  # [G] union of all curves' SoC points
-    grid_kw: np.ndarray  # [n_curves, G] each curve at the union points (exact: piecewise linear)
+    curves: np.ndarray  # [n_curves, 2, P] acceptance-curve tables (megapod_gym.sim.curves)
 
 
 _FLEET_CACHE: dict[int, tuple[EVConfig, _FleetArrays]] = {}
@@ -654,16 +653,12 @@ def _fleet_arrays(ev: EVConfig) -> _FleetArrays:
         return hit[1]
     shares = np.array([v.share for v in ev.fleet], dtype=np.float64)
     names = sorted(ev.curves)
-    grid = np.unique(
-        np.concatenate([np.asarray(ev.curves[c].soc, dtype=np.float64) for c in names])
-    )
     arrays = _FleetArrays(
         share=shares / shares.sum(),
         battery_kwh=np.array([v.battery_kwh for v in ev.fleet], dtype=np.float64),
         curve_id=np.array([names.index(v.curve) for v in ev.fleet], dtype=np.int64),
         power_scale=np.array([v.power_scale for v in ev.fleet], dtype=np.float64),
-        grid_soc=grid,
-        grid_kw=np.stack([np.interp(grid, ev.curves[c].soc, ev.curves[c].kw) for c in names]),
+        curves=curve_tables(ev),
     )
     if len(_FLEET_CACHE) > 64:
         _FLEET_CACHE.clear()
@@ -678,31 +673,17 @@ def _soc_after_minutes(
     battery_kwh: np.ndarray,
     curve_id: np.ndarray,
     power_scale: np.ndarray,
-    grid_soc: np.ndarray,
-    grid_kw: np.ndarray,
+    curves: np.ndarray,
     cap_kw: np.ndarray,
 ) -> np.ndarray:
-    """SoC each car reaches charging ``duration_min`` at its acceptance-curve limit.
-
-    Power is ``min(curve(soc) * power_scale, cap_kw)`` at the car (``cap_kw`` per car), integrated with explicit 1-min
-    Euler steps (the last step shortened to the fractional remainder); SoC is capped at 1.
-    """
+    """SoC each car reaches charging ``duration_min`` from ``soc0`` at its acceptance-curve limit
+    (``cap_kw`` per car), capped at 1: :func:`megapod_gym.sim.curves.charge_for_minutes`."""
     out = np.empty(soc0.shape[0])
-    last = grid_soc.shape[0] - 2
     for k in range(soc0.shape[0]):
-        soc = soc0[k]
-        c = curve_id[k]
-        n_min = int(np.ceil(duration_min[k]))
-        for m in range(n_min):
-            if soc >= 1.0:
-                break
-            dt_min = min(duration_min[k] - m, 1.0)
-            i = min(max(np.searchsorted(grid_soc, soc, side="right") - 1, 0), last)
-            w = (soc - grid_soc[i]) / (grid_soc[i + 1] - grid_soc[i])
-            kw = grid_kw[c, i] + w * (grid_kw[c, i + 1] - grid_kw[c, i])
-            kw = min(kw * power_scale[k], cap_kw[k])
-            soc = min(soc + kw * dt_min / 60.0 / battery_kwh[k], 1.0)
-        out[k] = soc
+        out[k] = charge_for_minutes(
+            soc0[k], 1.0, battery_kwh[k], curves[curve_id[k]], power_scale[k], cap_kw[k],
+            duration_min[k],
+        )[1]  # fmt: skip
     return out
 
 
@@ -715,8 +696,7 @@ def _warm_up_duration_kernel() -> None:
         one * 75.0,
         np.zeros(1, dtype=np.int64),
         one,
-        np.array([0.0, 1.0]),
-        np.ones((1, 2)),
+        np.array([[[0.0, 1.0], [1.0, 1.0]]]),
         one * 250.0,
     )
 

@@ -39,6 +39,7 @@ from numba.extending import register_jitable
 
 import megapod_gym.sim.layout as L
 from megapod_gym.scenario.arrivals import NO_DEPARTURE_STEP
+from megapod_gym.sim.curves import charge_for_minutes, interp
 from megapod_gym.sim.dispatch import compute_request, curtail_export, dispatch
 
 register_jitable(compute_request)  # callable from compiled code (dispatch and the step below)
@@ -47,21 +48,6 @@ _curtail_export = njit(cache=True)(curtail_export)
 
 WAITING, CHARGING, DONE, BALKED = 1, 2, 3, 4
 STEP_BAD_ACTION, STEP_EPISODE_OVER = 1, 2
-
-
-@njit(cache=True, inline="always")
-def _interp(x: float, table: np.ndarray) -> float:
-    """Piecewise-linear interpolation in ``table[0]`` (x, strictly increasing; padding points lie
-    beyond the last real one) -> ``table[1]``, flat outside."""
-    xs = table[0]
-    ys = table[1]
-    if x <= xs[0]:
-        return ys[0]
-    for k in range(1, xs.shape[0]):
-        if x < xs[k]:
-            w = (x - xs[k - 1]) / (xs[k] - xs[k - 1])
-            return ys[k - 1] + w * (ys[k] - ys[k - 1])
-    return ys[xs.shape[0] - 1]
 
 
 @njit(cache=True)
@@ -101,38 +87,6 @@ def _water_fill(request: np.ndarray, lo: int, hi: int, budget: float, out: np.nd
 def _car_cap_kw(stall_kw: float, car_max_kw: float) -> float:
     """The power cap of a car on a stall: the stall's, or the car's own if set (> 0) and lower."""
     return car_max_kw if 0.0 < car_max_kw < stall_kw else stall_kw
-
-
-@njit(cache=True)
-def _car_request_kw(
-    soc: float,
-    target: float,
-    battery_kwh: float,
-    curve: np.ndarray,
-    power_scale: float,
-    stall_kw: float,
-    step_min: int,
-) -> float:
-    """Average DC power (kW) a car can take over one step: 1-min Euler on its acceptance curve,
-    capped by ``stall_kw`` (the stall, or the car's own power cap if lower), stopping at the
-    target SoC."""
-    energy = 0.0
-    s = soc
-    for _ in range(step_min):
-        if s >= target:
-            break
-        p = _interp(s, curve) * power_scale
-        if p > stall_kw:
-            p = stall_kw
-        de = p / 60.0
-        room = (target - s) * battery_kwh
-        if de >= room:
-            energy += room
-            s = target
-            break
-        energy += de
-        s += de / battery_kwh
-    return energy * 60.0 / step_min
 
 
 @njit(cache=True)
@@ -209,14 +163,19 @@ def prepare_site(
             scratch[s] = 0.0
             continue
         occupied += 1
-        scratch[s] = _car_request_kw(
-            soc_c[c],
-            cars[L.C_CAR_TARGET_SOC, c],
-            cars[L.C_CAR_BATTERY_KWH, c],
-            curves[b, int(cars[L.C_CAR_CURVE_ID, c])],
-            cars[L.C_CAR_POWER_SCALE, c],
-            _car_cap_kw(p[L.P_STALL_KW], cars[L.C_CAR_MAX_KW, c]),
-            step_min,
+        # average DC kW the car can take over the step
+        scratch[s] = (
+            charge_for_minutes(
+                soc_c[c],
+                cars[L.C_CAR_TARGET_SOC, c],
+                cars[L.C_CAR_BATTERY_KWH, c],
+                curves[b, int(cars[L.C_CAR_CURVE_ID, c])],
+                cars[L.C_CAR_POWER_SCALE, c],
+                _car_cap_kw(p[L.P_STALL_KW], cars[L.C_CAR_MAX_KW, c]),
+                float(step_min),
+            )[0]
+            * 60.0
+            / step_min
         )
     per_cab = int(p[L.P_STALLS_PER_CABINET])
     ev_req_dc = 0.0
@@ -272,7 +231,7 @@ def prepare_site(
     m[L.M_TRAINING_BACKLOG_H] = f[L.F_BACKLOG_KWH] / p[L.P_IT_KW]
     m[L.M_INFERENCE_DEMAND_FRAC] = s_[L.S_INFERENCE_DEMAND_FRAC, tc]
     m[L.M_AMBIENT_C] = s_[L.S_AMBIENT_C, tc]
-    m[L.M_PUE] = _interp(s_[L.S_AMBIENT_C, tc], pue_tab[b])
+    m[L.M_PUE] = interp(s_[L.S_AMBIENT_C, tc], pue_tab[b])
     m[L.M_PREV_COMPUTE_FRAC] = f[L.F_PREV_IT_FRAC]
     m[L.M_PREV_BATTERY_KW] = f[L.F_PREV_BATTERY_KW]
     m[L.M_PREV_EV_CAP_KW] = f[L.F_PREV_EV_KW]
@@ -379,7 +338,7 @@ def _step_batch(
         for s in range(n_stalls):
             ev_req_ac += request[s]
         ev_req_ac /= eff_ch
-        pue = _interp(s_[L.S_AMBIENT_C, t], pue_tab[b])
+        pue = interp(s_[L.S_AMBIENT_C, t], pue_tab[b])
         it_cap = p[L.P_IT_KW]
         floor = p[L.P_CAP_FLOOR_FRAC]
         frac_req = min(max(act[b, L.A_COMPUTE_FRAC], 0.0), 1.0)

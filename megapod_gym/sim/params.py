@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from megapod_gym.config.schema import ScenarioConfig
+from megapod_gym.sim.curves import table
 from megapod_gym.sim.layout import N_PARAMS, PARAM_INDEX
 
 
@@ -37,16 +38,6 @@ class SiteParams:
     def value(self, name: str) -> np.ndarray:
         """Column ``name`` of the scalar parameters, shape [B]."""
         return self.scalars[:, PARAM_INDEX[name]]
-
-
-def _table(xs: Sequence[float], ys: Sequence[float], n: int) -> np.ndarray:
-    out = np.empty((2, n))
-    k = len(xs)
-    out[0, :k] = xs
-    out[1, :k] = ys
-    out[0, k:] = xs[-1] + np.arange(1, n - k + 1)
-    out[1, k:] = ys[-1]
-    return out
 
 
 def _scalar_row(cfg: ScenarioConfig) -> np.ndarray:
@@ -127,8 +118,8 @@ def build_params(
     demand = np.zeros((B, 3, K))
     for b, cfg in enumerate(cfgs):
         for ci, name in enumerate(curve_names[b]):
-            curves[b, ci] = _table(cfg.ev.curves[name].soc, cfg.ev.curves[name].kw, P)
-        pue[b] = _table(cfg.compute.pue.temp_c, cfg.compute.pue.pue, Q)
+            curves[b, ci] = table(cfg.ev.curves[name].soc, cfg.ev.curves[name].kw, P)
+        pue[b] = table(cfg.compute.pue.temp_c, cfg.compute.pue.pue, Q)
         prorate = cfg.episode.days / cfg.tariff.billing_days
         for k, d in enumerate(cfg.tariff.demand_charges):
             demand[b, :, k] = (d.threshold_kw, d.usd_per_kw_month, d.usd_per_kw_month * prorate)

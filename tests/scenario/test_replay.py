@@ -421,16 +421,14 @@ def test_duration_only_session_integrates_the_acceptance_curve(sessions: ReplayD
 
 
 def test_soc_after_minutes_partial_minute_and_cap() -> None:
-    grid = np.array([0.0, 1.0])
-    kw = np.array([[60.0, 60.0]])  # flat 60 kW
+    curves = np.array([[[0.0, 1.0], [60.0, 60.0]]])  # one curve: flat 60 kW
     out = _soc_after_minutes(
         np.array([0.0, 0.5]),
         np.array([2.5, 1000.0]),
         np.array([10.0, 10.0]),
         np.zeros(2, dtype=np.int64),
         np.array([1.0, 10.0]),  # 600 kW -> capped at 250 kW
-        grid,
-        kw,
+        curves,
         np.full(2, 250.0),  # per-car cap
     )
     assert out[0] == pytest.approx(2.5 / 10.0)  # 60 kW x 2.5 min = 2.5 kWh of 10
