@@ -368,6 +368,24 @@ class ReplayData:
     # Which file each part came from (for error messages); not part of equality.
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
+    # ----------------------------------------------------------------------- arrival forecast
+    def hourly_arrival_rate(self, days: Sequence[dt.date]) -> np.ndarray:
+        """``[24]`` expected arrivals per hour of the local day: the recorded sessions arriving on
+        ``days`` counted by clock hour, divided by the number of days (days without a session
+        count as zero). The trace's ``arrival_rate_per_h`` (the observation's arrival forecast and
+        MPC's) is this profile when sessions are replayed; the sampler passes only days before
+        the held-out ones, so the forecast never learns from evaluation days."""
+        if self.sessions is None:
+            raise ReplayError("replay has no EV sessions (no file configured)")
+        if not days:
+            raise ValueError("days must not be empty")
+        arrival = self.sessions.arrival
+        day = arrival.astype("datetime64[D]")
+        wanted = np.array(sorted(set(days)), dtype="datetime64[D]")
+        keep = np.isin(day, wanted)
+        hour = ((arrival[keep] - day[keep]).astype(np.int64) // 3600).astype(np.int64)
+        return np.bincount(hour, minlength=24)[:24].astype(np.float64) / len(wanted)
+
     # ------------------------------------------------------------------------------ start days
     def start_days(self, n_steps: int, step_min: int) -> list[dt.date]:
         """Local-midnight dates on which an episode of ``n_steps`` steps can start.

@@ -167,6 +167,7 @@ class TraceSampler:
         self._start_days = self._candidate_start_days()
         self.train_days, self.held_out_days = self._split_recorded_days()
         self._days: dict[dt.date, _DayTemplate] = {}
+        self._replay_rate_per_h = self._replayed_arrival_rate()
         self._cars = CarSampler(config.ev, ep.dt_h)
         self._phi = _AR1_PHI_5MIN ** (ep.step_min / 5.0)  # ambient and inference noise
 
@@ -190,6 +191,19 @@ class TraceSampler:
                 "data or set replay.held_out_frac: 0 (no train/evaluation separation)"
             )
         return train, held
+
+    def _replayed_arrival_rate(self) -> np.ndarray | None:
+        """``[24]`` arrivals per hour of day from the recorded sessions of the days training may
+        see (every day an episode starting on a training day touches, before the first held-out
+        day); None when no sessions are replayed (the config's arrival profile is used)."""
+        if self.replay is None or self.replay.sessions is None:
+            return None
+        ep = self.config.episode
+        episode_days = -(-self.n_steps * ep.step_min // (24 * 60))
+        days = {d + dt.timedelta(days=k) for d in self.train_days for k in range(episode_days)}
+        if self.held_out_days is not self.train_days:  # a real split: nothing from held-out days
+            days = {d for d in days if d < self.held_out_days[0]}
+        return self.replay.hourly_arrival_rate(sorted(days))
 
     def replay_day(self, seed: int) -> dt.date:
         """The recorded start day trace ``seed`` replays: evaluation seeds (>= HELD_OUT_SEED_BASE)
@@ -308,7 +322,11 @@ class TraceSampler:
             inference=inference,
             carbon=carbon,
             demand=demand,
-            rate=arrival_rate_per_h(ev, cal),
+            rate=(
+                arrival_rate_per_h(ev, cal)
+                if self._replay_rate_per_h is None
+                else self._replay_rate_per_h[cal.hour_index]
+            ),
         )
 
     # ------------------------------------------------------------------ per seed

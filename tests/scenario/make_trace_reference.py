@@ -1,6 +1,10 @@
 """Writes ``trace_reference_v1.json``: SHA-256 digests of every trace field for fixed seeds of every
 shipped scenario and the replay example, computed by the trace stream v1 (the per-seed sampler
 of 2026-11/12). ``test_trace.py`` asserts that today's sampler reproduces them bit for bit.
+Changes on purpose: 2026-12-04, sessions with a departure and a power cap added two car fields
+(``car_departure_step``, ``car_max_kw``; every earlier digest unchanged), and the replay example's
+``arrival_rate_per_h`` became the recorded sessions' hourly profile on training days (only that
+field of ``replay-example`` changed).
 
     python tests/scenario/make_trace_reference.py   # only when the stream changes on purpose
 """

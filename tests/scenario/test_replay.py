@@ -1015,3 +1015,26 @@ def test_belgian_day_ahead_example_loads_with_its_held_out_week() -> None:
     # 01:00 local on 25 March 2023 cleared at -7.29 EUR/MWh
     first = sampler.replay.series_on("prices", dt.date(2023, 3, 25), 288, 5)
     np.testing.assert_allclose(first[12:24], -7.29 * cfg.replay.price_to_usd / 1000.0)
+
+
+def test_replayed_arrival_forecast_counts_training_days_only(tmp_path: Path) -> None:
+    """With sessions replayed, the trace's arrival forecast is the recorded sessions' hourly
+    profile over the days training may see: sessions on held-out days never enter it."""
+    from megapod_gym.scenario.trace import HELD_OUT_SEED_BASE, TraceSampler
+
+    rows = ["arrival_time,energy_kwh"]
+    for day in range(1, 11):  # 10 days: 2 sessions at 08:xx on each; 5 more at 18:xx on day 10
+        rows += [f"2025-06-{day:02d}T08:{m:02d}:00,20" for m in (5, 35)]
+    rows += [f"2025-06-10T18:{m:02d}:00,20" for m in range(0, 50, 10)]
+    cfg = load_scenario(
+        None,
+        {"replay.ev_sessions_csv": write(tmp_path, "s.csv", rows), "replay.held_out_frac": 0.2},
+    )
+    sampler = TraceSampler(cfg)
+    assert sampler.held_out_days[0] == dt.date(2025, 6, 9)
+    train = sampler.sample([0])
+    hours = (train.hour[0] // 1).astype(int)
+    expected = np.where(hours == 8, 2.0, 0.0)  # per hour: 2 arrivals at 08 h on every day seen
+    np.testing.assert_array_equal(train.arrival_rate_per_h[0], expected)
+    held = sampler.sample([HELD_OUT_SEED_BASE])  # the held-out day's 18 h rush stays unknown
+    np.testing.assert_array_equal(held.arrival_rate_per_h[0], expected)
