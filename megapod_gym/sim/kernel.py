@@ -32,6 +32,7 @@ step ``d``; ``NO_DEPARTURE_STEP`` (every synthetic car) means it has none and le
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -48,6 +49,30 @@ _curtail_export = njit(cache=True)(curtail_export)
 
 WAITING, CHARGING, DONE, BALKED = 1, 2, 3, 4
 STEP_BAD_ACTION, STEP_EPISODE_OVER = 1, 2
+
+
+class KernelParams(NamedTuple):
+    """The site parameters a step reads and never writes (one row per site; see ``layout``)."""
+
+    scalars: np.ndarray  # [B, N_PARAMS] site figures, columns layout.P_*
+    curves: np.ndarray  # [B, C, 2, P] acceptance curves (megapod_gym.sim.curves tables)
+    pue: np.ndarray  # [B, 2, Q] PUE vs ambient temperature table
+    demand: np.ndarray  # [B, K, len(DEMAND_FIELDS)] demand charges, columns layout.D_*
+
+
+class KernelState(NamedTuple):
+    """Everything a step reads and writes, one row per site (exogenous series included)."""
+
+    series: np.ndarray  # [B, len(SERIES_FIELDS), T+H] exogenous series, rows layout.S_*
+    demand_active: np.ndarray  # [B, K, T] bool: demand charge k counts at step t
+    cars: np.ndarray  # [B, len(CAR_FIELDS), N] static car attributes, rows layout.C_*
+    fstate: np.ndarray  # [B, len(FSTATE_FIELDS)] float state, columns layout.F_*
+    istate: np.ndarray  # [B, len(ISTATE_FIELDS)] int state, columns layout.I_*
+    peak_kw: np.ndarray  # [B, K] peak import so far per demand charge
+    stall_car: np.ndarray  # [B, S] car on each stall (-1 = free)
+    stall_work: np.ndarray  # [B, 3, S] per-stall request / allocation scratch, rows layout.ST_*
+    car_status: np.ndarray  # [B, N] int8: 0 not arrived, WAITING, CHARGING, DONE, BALKED
+    car_dyn: np.ndarray  # [B, 2, N] each car's SoC and minutes waited
 
 
 @njit(cache=True)
@@ -92,23 +117,13 @@ def _car_cap_kw(stall_kw: float, car_max_kw: float) -> float:
 @njit(cache=True)
 def prepare_site(
     b: int,
-    par: np.ndarray,
-    curves: np.ndarray,
-    pue_tab: np.ndarray,
-    dem: np.ndarray,
-    ser: np.ndarray,
-    dact: np.ndarray,
-    car: np.ndarray,
-    fs: np.ndarray,
-    ist: np.ndarray,
-    peak: np.ndarray,
-    stall: np.ndarray,
-    stf: np.ndarray,
-    cstat: np.ndarray,
-    cdyn: np.ndarray,
+    params: KernelParams,
+    state: KernelState,
     meas: np.ndarray,
 ) -> None:
     """Arrivals, stall assignment, car requests and measurements for site ``b`` at its step t."""
+    par, curves, pue_tab, dem = params
+    ser, dact, car, fs, ist, peak, stall, stf, cstat, cdyn = state
     p = par[b]
     f = fs[b]
     s_ = ser[b]
@@ -242,40 +257,16 @@ def prepare_site(
 @njit(cache=True)
 def prepare_sites(
     sites: np.ndarray,
-    par: np.ndarray,
-    curves: np.ndarray,
-    pue_tab: np.ndarray,
-    dem: np.ndarray,
-    ser: np.ndarray,
-    dact: np.ndarray,
-    car: np.ndarray,
-    fs: np.ndarray,
-    ist: np.ndarray,
-    peak: np.ndarray,
-    stall: np.ndarray,
-    stf: np.ndarray,
-    cstat: np.ndarray,
-    cdyn: np.ndarray,
+    params: KernelParams,
+    state: KernelState,
     meas: np.ndarray,
 ) -> None:
     """``prepare_site`` for each listed site (after a reset)."""
     for b in sites:
         prepare_site(
             b,
-            par,
-            curves,
-            pue_tab,
-            dem,
-            ser,
-            dact,
-            car,
-            fs,
-            ist,
-            peak,
-            stall,
-            stf,
-            cstat,
-            cdyn,
+            params,
+            state,
             meas,
         )
     return 0
@@ -284,20 +275,8 @@ def prepare_sites(
 def _step_batch(
     active: np.ndarray,
     act: np.ndarray,
-    par: np.ndarray,
-    curves: np.ndarray,
-    pue_tab: np.ndarray,
-    dem: np.ndarray,
-    ser: np.ndarray,
-    dact: np.ndarray,
-    car: np.ndarray,
-    fs: np.ndarray,
-    ist: np.ndarray,
-    peak: np.ndarray,
-    stall: np.ndarray,
-    stf: np.ndarray,
-    cstat: np.ndarray,
-    cdyn: np.ndarray,
+    params: KernelParams,
+    state: KernelState,
     out: np.ndarray,
     meas: np.ndarray,
 ) -> int:
@@ -308,6 +287,8 @@ def _step_batch(
     Returns 0, or without touching any state: ``STEP_BAD_ACTION`` if a setpoint is NaN (or the IT
     fraction or battery power infinite), ``STEP_EPISODE_OVER`` if a site needs a reset first.
     """
+    par, curves, pue_tab, dem = params
+    ser, dact, car, fs, ist, peak, stall, stf, cstat, cdyn = state
     B = par.shape[0]
     for b in range(B):
         if not active[b]:
@@ -558,20 +539,8 @@ def _step_batch(
         ist[b, L.I_T] = t + 1
         prepare_site(
             b,
-            par,
-            curves,
-            pue_tab,
-            dem,
-            ser,
-            dact,
-            car,
-            fs,
-            ist,
-            peak,
-            stall,
-            stf,
-            cstat,
-            cdyn,
+            params,
+            state,
             meas,
         )
     return 0

@@ -26,6 +26,8 @@ from megapod_gym.sim.forecast import WINDOW_NAMES, forecast_windows
 from megapod_gym.sim.kernel import (
     STEP_BAD_ACTION,
     STEP_EPISODE_OVER,
+    KernelParams,
+    KernelState,
     prepare_sites,
     step_batch,
     step_batch_mt,
@@ -139,11 +141,22 @@ class SiteSimulator:
 
     def _bind(self) -> None:
         p = self.params
+        # the kernel's named bundles (views of the arrays above; rebuilt when the car arrays grow)
         self._kernel_args = (
-            p.scalars, p.curves, p.pue, p.demand, self.series, self.demand_active, self.cars,
-            self.fstate, self.istate, self.peak_kw, self.stall_car, self.stall_work, self.car_status,
-            self.car_dyn,
-        )  # fmt: skip
+            KernelParams(scalars=p.scalars, curves=p.curves, pue=p.pue, demand=p.demand),
+            KernelState(
+                series=self.series,
+                demand_active=self.demand_active,
+                cars=self.cars,
+                fstate=self.fstate,
+                istate=self.istate,
+                peak_kw=self.peak_kw,
+                stall_car=self.stall_car,
+                stall_work=self.stall_work,
+                car_status=self.car_status,
+                car_dyn=self.car_dyn,
+            ),
+        )
 
     # ------------------------------------------------------------------------------- reset
     def reset(self, trace: ExogenousTrace, sites: Sequence[int] | np.ndarray | None = None) -> None:
