@@ -5,29 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from agents.evaluation.rollout import eval_seeds, run_policy
-from agents.policies.registry import make_policy
+from agents.evaluation.congestion import greedy_congestion
 from megapod_gym.config import load_scenario
-from megapod_gym.sim import layout as L
 
 HOLIDAY = str(Path(__file__).resolve().parents[2] / "configs/examples/highway-holiday-peak.yaml")
 
 
 def greedy_kpis(name: str, days: int) -> dict[str, float]:
-    config = load_scenario(name)
-    run = run_policy(make_policy("greedy"), config, eval_seeds(days), record_history=True)
-    rows = run.rows
-    assert run.history is not None
-    return {
-        "utilization": float(np.mean([r["stall_utilization"] for r in rows])),
-        "mean_wait_min": float(np.mean([r["mean_wait_min"] for r in rows])),
-        "balk_rate": float(np.mean([r["balk_rate"] for r in rows])),
-        # cars waiting at the worst step of the first day (car-minutes / step minutes)
-        "max_queue": float(run.history[:, L.OUT_INDEX["wait_min"]].max()) / config.episode.step_min,
-    }
+    return greedy_congestion(load_scenario(name), days)
 
 
 @pytest.mark.slow
