@@ -53,16 +53,22 @@ PRICE_UNITS: dict[str, float] = {
 PRICE_MEDIAN_PLAUSIBLE_USD_PER_KWH = 2.0
 
 
-def _read_prices(path: Path, to_usd: float = 1.0, tz: ZoneInfo | None = None) -> TimeSeries:
-    table = _Table(path, "prices")
-    table.check_columns(("timestamp", *PRICE_UNITS), ("timestamp",))
-    given = [c for c in PRICE_UNITS if c in table.header]
+def _unit_column(table: _Table, units: dict[str, float]) -> str:
+    """The one value column of a series whose header declares its unit (the keys of ``units``,
+    the first being the canonical one named in the error)."""
+    table.check_columns(("timestamp", *units), ("timestamp",))
+    given = [c for c in units if c in table.header]
     if len(given) != 1:
         raise ReplayError(
-            f"{table.name}: row {table.header_line}, column 'price_usd_per_kwh': give exactly one "
-            f"of {', '.join(PRICE_UNITS)} (header has: {', '.join(table.header)})"
+            f"{table.name}: row {table.header_line}, column {next(iter(units))!r}: give exactly one "
+            f"of {', '.join(units)} (header has: {', '.join(table.header)})"
         )
-    column = given[0]
+    return given[0]
+
+
+def _read_prices(path: Path, to_usd: float = 1.0, tz: ZoneInfo | None = None) -> TimeSeries:
+    table = _Table(path, "prices")
+    column = _unit_column(table, PRICE_UNITS)
     factor = PRICE_UNITS[column] * to_usd
     table.need_rows(2)
     stamps, utc_offset_s = table.timestamps("timestamp", tz)
@@ -98,14 +104,7 @@ CARBON_MEDIAN_PLAUSIBLE_G_PER_KWH = 1300.0
 
 def _read_carbon(path: Path, tz: ZoneInfo | None = None) -> TimeSeries:
     table = _Table(path, "carbon intensity")
-    table.check_columns(("timestamp", *CARBON_UNITS), ("timestamp",))
-    given = [c for c in CARBON_UNITS if c in table.header]
-    if len(given) != 1:
-        raise ReplayError(
-            f"{table.name}: row {table.header_line}, column 'carbon_g_per_kwh': give exactly one "
-            f"of {', '.join(CARBON_UNITS)} (header has: {', '.join(table.header)})"
-        )
-    column = given[0]
+    column = _unit_column(table, CARBON_UNITS)
     factor = CARBON_UNITS[column]
     table.need_rows(2)
     stamps, utc_offset_s = table.timestamps("timestamp", tz)
