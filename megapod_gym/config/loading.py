@@ -11,7 +11,9 @@ loading; no aliases, duplicate keys or deep nesting).
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import json
+import os
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -89,10 +91,16 @@ def _resolve_piece(ref: str, here: Path) -> Path:
     raise ConfigError(f"{here}: extends: piece {ref!r} not found (looked at {local} and {preset})")
 
 
-def _load_file(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def _load_file(
+    path: Path, seen: tuple[Path, ...] = (), read: list[Path] | None = None
+) -> dict[str, Any]:
+    """The merged mapping of ``path`` and its ``extends`` chain (every file read is appended to
+    ``read`` when given)."""
     path = path.resolve()
     if path in seen:
         raise ConfigError(f"{path}: circular 'extends'")
+    if read is not None:
+        read.append(path)
     data = _read_yaml(path)
     pieces = data.pop("extends", [])
     if isinstance(pieces, str):
@@ -101,7 +109,8 @@ def _load_file(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ConfigError(f"{path}: extends must be a list of preset names or paths")
     merged: dict[str, Any] = {}
     for ref in pieces:
-        merged = deep_merge(merged, _load_file(_resolve_piece(ref, path.parent), seen + (path,)))
+        piece = _resolve_piece(ref, path.parent)
+        merged = deep_merge(merged, _load_file(piece, seen + (path,), read))
     merged = deep_merge(merged, data)
     replay = merged.get("replay")
     if isinstance(replay, dict):  # CSV paths are relative to the file that names them
@@ -209,7 +218,12 @@ def load_scenario(
         source = "mapping"
     elif isinstance(scenario, (str, Path)):
         path = preset_path(str(scenario))
-        data = _load_file(path)
+        key = (str(path.resolve()), _overrides_key(overrides))
+        hit = _SCENARIO_CACHE.get(key)
+        if hit is not None and hit[0] == _stamps(hit[1]):
+            return hit[2]
+        read: list[Path] = []
+        data = _load_file(path, read=read)
         source = display_path(path)
     else:
         raise ConfigError(
@@ -221,6 +235,36 @@ def load_scenario(
         data = deep_merge(deep_merge(defaults, data), expand_dotted(overrides))
         source += " + overrides"
     try:
-        return ScenarioConfig.model_validate(data)
+        config = ScenarioConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
+    if isinstance(scenario, (str, Path)) and key[1] is not None:
+        if len(_SCENARIO_CACHE) >= _MAX_CACHED_SCENARIOS:
+            _SCENARIO_CACHE.clear()
+        _SCENARIO_CACHE[key] = (_stamps(read), tuple(read), config)
+    return config
+
+
+# Validated scenarios loaded from files, by (file, overrides): configs are frozen, so one object
+# serves every env made from the same files (vector envs, sweeps and tests make thousands). An
+# entry is used only while every file of its ``extends`` chain keeps its size and mtime.
+_SCENARIO_CACHE: dict[tuple[str, str | None], tuple[tuple, tuple[Path, ...], ScenarioConfig]] = {}
+_MAX_CACHED_SCENARIOS = 256
+
+
+def _stamps(paths: Sequence[Path]) -> tuple[tuple[int, int], ...] | None:
+    try:
+        return tuple((st.st_mtime_ns, st.st_size) for st in (os.stat(p) for p in paths))
+    except OSError:
+        return None
+
+
+def _overrides_key(overrides: Mapping[str, Any] | None) -> str | None:
+    """A stable text key of ``overrides`` ("" for none), or None when they are not plain data
+    (such a load is not cached)."""
+    if not overrides:
+        return ""
+    try:
+        return json.dumps(overrides, sort_keys=True, allow_nan=True)
+    except (TypeError, ValueError):
+        return None

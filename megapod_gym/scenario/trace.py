@@ -9,6 +9,7 @@ the hindsight optimum and MPC, so every policy is compared on identical days.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
@@ -225,11 +226,7 @@ class TraceSampler:
             lo, hi = ep.start_day_of_year
             in_range = [d for d in days if lo <= d.timetuple().tm_yday <= hi]
             return in_range or days
-        first = dt.date(ep.year, 1, 1)
-        return [
-            first + dt.timedelta(days=d - 1)
-            for d in range(ep.start_day_of_year[0], ep.start_day_of_year[1] + 1)
-        ]
+        return list(_days_of_year(ep.year, *ep.start_day_of_year))
 
     def sample(
         self,
@@ -476,6 +473,13 @@ class _SeedDraws:
     ambient_noise: np.ndarray | None  # [T], None when temperatures are replayed
     inference_noise: np.ndarray  # [T]
     cars: CarArrivals
+
+
+@functools.lru_cache(maxsize=64)
+def _days_of_year(year: int, first_day: int, last_day: int) -> tuple[dt.date, ...]:
+    """The dates of days ``first_day .. last_day`` (1-based day of year) of ``year``."""
+    first = dt.date(year, 1, 1)
+    return tuple(first + dt.timedelta(days=d - 1) for d in range(first_day, last_day + 1))
 
 
 def _has_replay(config: ScenarioConfig) -> bool:

@@ -371,3 +371,23 @@ def test_configs_scenarios_holds_the_scenario_presets_directly() -> None:
     assert (
         "urban-12stall-bev" in names and not (root / "configs" / "scenarios" / "scenarios").exists()
     )
+
+
+def test_scenarios_from_files_are_cached_until_a_file_of_the_chain_changes(tmp_path) -> None:
+    """Loading the same file (and overrides) twice returns the same frozen config; editing any
+    file of its extends chain is seen on the next load."""
+    import os
+
+    base = tmp_path / "base.yaml"
+    top = tmp_path / "top.yaml"
+    base.write_text("extends: [scenarios/urban-12stall-bev]\nbattery: {energy_kwh: 1000.0}\n")
+    top.write_text("extends: [base.yaml]\nname: cached\n")
+    a = load_scenario(top)
+    assert load_scenario(top) is a
+    assert load_scenario(top, {"battery.energy_kwh": 500.0}) is not a
+    assert load_scenario(top, {"battery.energy_kwh": 500.0}).battery.energy_kwh == 500.0
+    base.write_text("extends: [scenarios/urban-12stall-bev]\nbattery: {energy_kwh: 2000.0}\n")
+    st = os.stat(base)
+    os.utime(base, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a later mtime, whatever the clock
+    b = load_scenario(top)
+    assert b is not a and b.battery.energy_kwh == 2000.0
