@@ -28,8 +28,8 @@ def assert_traces_identical(a: ExogenousTrace, b: ExogenousTrace) -> None:
 
 
 @pytest.fixture(scope="module")
-def urban() -> TraceSampler:
-    return TraceSampler(load_scenario())
+def urban(default_sampler: TraceSampler) -> TraceSampler:
+    return default_sampler
 
 
 # ---------------------------------------------------------------------------- determinism

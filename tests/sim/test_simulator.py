@@ -17,8 +17,8 @@ from megapod_gym.sim.simulator import SiteSimulator
 
 
 @pytest.fixture(scope="module")
-def cfg():
-    return load_scenario()
+def cfg(default_config):
+    return default_config
 
 
 @pytest.fixture()

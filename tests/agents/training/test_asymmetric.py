@@ -15,15 +15,7 @@ from agents.training.asymmetric import (
     privileged_features,
 )
 from agents.training.vec_env import NativeSB3VecEnv
-from megapod_gym.config import load_scenario
 from megapod_gym.sim import layout as L
-
-QUARTER_DAY = {"episode.days": 0.25}
-
-
-@pytest.fixture(scope="module")
-def config():
-    return load_scenario("urban-12stall-bev", QUARTER_DAY)
 
 
 def _model(config):
@@ -107,7 +99,7 @@ def test_export_takes_only_the_env_features(config, tmp_path: Path) -> None:
             "n_epochs": 1,
             "privileged_critic": True,
             "normalize": False,
-            "config_overrides": QUARTER_DAY,
+            "config_overrides": {"episode.days": 0.25},
             "policy_kwargs": {"net_arch": [16, 16]},
             "eval": {"freq": 144, "n_episodes": 1, "days": 0.25, "with_oracle": False},
         },

@@ -29,14 +29,6 @@ from agents.training.demonstrations import (
     demonstrations,
 )
 from agents.training.vec_env import NativeSB3VecEnv
-from megapod_gym.config import load_scenario
-
-QUARTER_DAY = {"episode.days": 0.25}
-
-
-@pytest.fixture(scope="module")
-def config():
-    return load_scenario("urban-12stall-bev", QUARTER_DAY)
 
 
 @pytest.fixture(scope="module")
