@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 HOLIDAY = HERE.parent / "configs/examples/highway-holiday-peak.yaml"
 ANCHORS = {
     "urban-busy": "busy urban / corridor sites 20-40 % utilization (§2e)",
+    "ercot-busy-summer": "busy urban / corridor sites 20-40 % utilization (§2e)",
     "highway-holiday-peak": "holiday peaks 2-3x arrivals, lines of up to 40 cars, waits > 1 h (§2d)",
 }
 TYPICAL = "US fast chargers 16-17 % on average, network ~5 sessions per stall a day (§1, §2e)"

@@ -4,7 +4,7 @@ of 2026-11/12). ``test_trace.py`` asserts that today's sampler reproduces them b
 Changes on purpose: 2026-12-04, sessions with a departure and a power cap added two car fields
 (``car_departure_step``, ``car_max_kw``; every earlier digest unchanged), and the replay example's
 ``arrival_rate_per_h`` became the recorded sessions' hourly profile on training days (only that
-field of ``replay-example`` changed).
+field of ``replay-example`` changed); the preset ``ercot-busy-summer`` was added (new digests).
 
     python tests/scenario/make_trace_reference.py   # only when the stream changes on purpose
 """

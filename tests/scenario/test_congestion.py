@@ -18,8 +18,9 @@ def greedy_kpis(name: str, days: int) -> dict[str, float]:
 
 
 @pytest.mark.slow
-def test_busy_urban_site_is_in_the_cited_utilization_range_and_queues_at_peaks() -> None:
-    k = greedy_kpis("urban-busy", 10)
+@pytest.mark.parametrize("name", ["urban-busy", "ercot-busy-summer"])
+def test_busy_urban_sites_are_in_the_cited_utilization_range_and_queue_at_peaks(name: str) -> None:
+    k = greedy_kpis(name, 10)
     assert 0.20 <= k["utilization"] <= 0.40, k  # busy urban and corridor sites: 20-40 %
     assert k["balk_rate"] > 0.0 and k["max_queue"] >= 2, k
 
