@@ -123,9 +123,7 @@ class ExogenousTrace:
                 kwargs[f.name] = values[0]
                 continue
             if f.name.startswith("car_"):
-                fill = _CAR_PAD.get(f.name, 0)
-                if f.name == "car_arrival_step":
-                    fill = first.n_steps
+                fill = first.n_steps if f.name == "car_arrival_step" else _CAR_PAD.get(f.name, 0)
                 values = [_pad(v, n_max, fill) for v in values]
             elif f.name == "demand_active":  # sites with fewer demand charges: never active
                 k_max = max(v.shape[2] for v in values)
@@ -363,25 +361,26 @@ class TraceSampler:
         cfg = self.config
         T, H, B = self.n_steps, self.horizon_steps, len(rows)
         # the seed-independent fields: one table row per distinct start day, gathered per row
-        unique: dict[int, int] = {}
-        day_of_row = np.array([unique.setdefault(id(r.day), len(unique)) for r in rows])
-        days = list({id(r.day): r.day for r in rows}.values())
+        index: dict[int, int] = {}  # id of a day template -> its row in the tables
+        days: list[_DayTemplate] = []
+        for r in rows:
+            if id(r.day) not in index:
+                index[id(r.day)] = len(days)
+                days.append(r.day)
+        day_of_row = np.array([index[id(r.day)] for r in rows])
 
         def by_day(name: str, dtype: type = np.float64) -> np.ndarray:
             table = np.stack([getattr(d, name) for d in days]).astype(dtype, copy=False)
             return table[day_of_row]
 
-        def by_row(values: list[np.ndarray]) -> np.ndarray:
-            return np.stack(values)
-
         drawn_price = days[0].price is None  # synthetic real-time prices: drawn per seed
-        price = by_row([r.price for r in rows]) if drawn_price else by_day("price")
-        forecast = by_row([r.forecast for r in rows]) if drawn_price else by_day("forecast")
+        price = np.stack([r.price for r in rows]) if drawn_price else by_day("price")
+        forecast = np.stack([r.forecast for r in rows]) if drawn_price else by_day("forecast")
         ambient = by_day("ambient")
         if self.replay is None or self.replay.temperature is None:
-            ambient += by_row([r.ambient_noise for r in rows])
+            ambient += np.stack([r.ambient_noise for r in rows])
         inference = by_day("inference")
-        inference += by_row([r.inference_noise for r in rows])
+        inference += np.stack([r.inference_noise for r in rows])
         np.clip(inference, 0.0, 1.0, out=inference)
         c = cfg.compute
         training = np.full((B, T), c.training_arrival_h_per_day / 24.0 * c.it_kw * cfg.episode.dt_h)
