@@ -217,11 +217,12 @@ def load_scenario(
         data = deep_merge(merged, data)
         source = "mapping"
     elif isinstance(scenario, (str, Path)):
-        path = preset_path(str(scenario))
-        key = (str(path.resolve()), _overrides_key(overrides))
+        # keyed by what was asked (a relative path depends on the working directory)
+        key = (os.getcwd(), str(scenario), _overrides_key(overrides))
         hit = _SCENARIO_CACHE.get(key)
         if hit is not None and hit[0] == _stamps(hit[1]):
             return hit[2]
+        path = preset_path(str(scenario))
         read: list[Path] = []
         data = _load_file(path, read=read)
         source = display_path(path)
@@ -238,17 +239,20 @@ def load_scenario(
         config = ScenarioConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
-    if isinstance(scenario, (str, Path)) and key[1] is not None:
+    if isinstance(scenario, (str, Path)) and key[2] is not None:
         if len(_SCENARIO_CACHE) >= _MAX_CACHED_SCENARIOS:
             _SCENARIO_CACHE.clear()
         _SCENARIO_CACHE[key] = (_stamps(read), tuple(read), config)
     return config
 
 
-# Validated scenarios loaded from files, by (file, overrides): configs are frozen, so one object
+# Validated scenarios loaded from files, by (working directory, name or path as given, overrides):
+# configs are frozen, so one object
 # serves every env made from the same files (vector envs, sweeps and tests make thousands). An
 # entry is used only while every file of its ``extends`` chain keeps its size and mtime.
-_SCENARIO_CACHE: dict[tuple[str, str | None], tuple[tuple, tuple[Path, ...], ScenarioConfig]] = {}
+_SCENARIO_CACHE: dict[
+    tuple[str, str, str | None], tuple[tuple, tuple[Path, ...], ScenarioConfig]
+] = {}
 _MAX_CACHED_SCENARIOS = 256
 
 
