@@ -247,9 +247,9 @@ def load_scenario(
 
 
 # Validated scenarios loaded from files, by (working directory, name or path as given, overrides):
-# configs are frozen, so one object
-# serves every env made from the same files (vector envs, sweeps and tests make thousands). An
-# entry is used only while every file of its ``extends`` chain keeps its size and mtime.
+# configs are frozen, so one object serves every env made from the same files (vector envs, sweeps
+# and tests make thousands). An entry is used only while every file of its ``extends`` chain
+# keeps its size and mtime.
 _SCENARIO_CACHE: dict[
     tuple[str, str, str | None], tuple[tuple, tuple[Path, ...], ScenarioConfig]
 ] = {}
