@@ -86,6 +86,12 @@ GENERATORS = {
     "learning-levers": results("results_learning_levers_2*.md"),
     "learning-levers-dagger": results("results_learning_levers_dagger_*.md"),
     "cloning-levers": results("results_cloning_*.md"),
+    "learning-table-congested": results("results_learning_bc_urban-busy_*.md"),
+    "learning-levers-congested": results("results_learning_levers_bc_urban-busy_*.md"),
+    "congestion": results("results_congestion_*.md"),
+    "throughput": results("results_throughput_*.md"),
+    "reset-profile": results("results_reset_profile_*.md"),
+    "replay-belgium": results("results_replay_belgium_*.md"),
 }
 
 
