@@ -16,7 +16,7 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -170,24 +170,8 @@ class _Site:
         for key, ok in checks.items():
             if not ok:
                 raise PolicyFileError(f"{where}: site.{key} is out of range ({values[key]!r})")
-        return _Site(
-            import_limit_kw=values["import_limit_kw"],
-            export_limit_kw=values["export_limit_kw"],
-            dt_h=values["dt_h"],
-            strict=priority == "strict",
-            ev_capacity_kw=values["ev_capacity_kw"],
-            it_kw=values["it_kw"],
-            cap_floor_frac=values["cap_floor_frac"],
-            standby_frac=values["standby_frac"],
-            battery_energy_kwh=values["battery_energy_kwh"],
-            battery_charge_kw=values["battery_charge_kw"],
-            battery_discharge_kw=values["battery_discharge_kw"],
-            battery_charge_efficiency=values["battery_charge_efficiency"],
-            battery_discharge_efficiency=values["battery_discharge_efficiency"],
-            battery_soc_min=values["battery_soc_min"],
-            battery_soc_max=values["battery_soc_max"],
-            battery_aux_kw=values["battery_aux_kw"],
-        )
+        figures = {f.name: values[f.name] for f in fields(_Site) if f.name != "strict"}
+        return _Site(strict=priority == "strict", **figures)
 
 
 def _check_features(features: Any, encoder: ObservationEncoder, where: str) -> None:
