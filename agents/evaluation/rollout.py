@@ -29,6 +29,13 @@ TRAIN_SEED_LIMIT = 10_000
 DEMO_SEED_BASE = 5_000
 SELECT_SEED_BASE = 8_000
 MAX_DEMO_DAYS = SELECT_SEED_BASE - DEMO_SEED_BASE
+N_SELECT_DAYS = 32  # selection days: the teacher choice and the policy search's selection
+
+
+def selection_seeds(n_days: int = N_SELECT_DAYS) -> list[int]:
+    """The training days set aside for selection inside a run (disjoint from demonstrations,
+    validation and test days)."""
+    return [SELECT_SEED_BASE + i for i in range(n_days)]
 
 
 def eval_seeds(n_episodes: int, base: int = EVAL_SEED_BASE) -> list[int]:

@@ -69,6 +69,35 @@ class EvalSettings(BaseModel):
     with_oracle: bool = True  # solve the hindsight optimum once so the normalized score is logged
 
 
+class SearchSettings(BaseModel):
+    """Policy search on the cloned actor after cloning and DAgger: augmented random search with
+    common random numbers (see :mod:`agents.training.policy_search`).
+
+    Each of ``iterations`` iterations plays 2 x ``directions`` perturbed actors (parameter noise
+    ``noise_std``) on the same ``days`` training days and steps by ``step_size`` along the ``top``
+    best directions (None: all); every ``select_every`` iterations the actor is scored on the
+    selection days and the best one (the clone included) is kept.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    layers: Literal["head", "actor"] = "head"
+    iterations: int = Field(40, ge=1, le=10_000)
+    directions: int = Field(16, ge=1, le=1024)
+    top: int | None = Field(8, ge=1, le=1024)
+    days: int = Field(48, ge=1, le=1024)
+    noise_std: float = Field(0.01, gt=0.0, le=1.0)
+    step_size: float = Field(0.004, gt=0.0, le=1.0)
+    select_every: int = Field(5, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _top_fits(self) -> SearchSettings:
+        if self.top is not None and self.top > self.directions:
+            raise ValueError(
+                f"search.top must be <= search.directions ({self.directions}) (got {self.top})"
+            )
+        return self
+
+
 class PretrainSettings(BaseModel):
     """Behaviour cloning from an expert before RL (see :mod:`agents.training.demonstrations`).
 
@@ -96,6 +125,8 @@ class PretrainSettings(BaseModel):
     critic_warmup_steps: int = Field(50_000, ge=0)
     # learning rate while the actor is frozen (only the critic learns then); None: the run's own
     critic_warmup_lr: float | None = Field(3e-4, gt=0.0, le=1.0)
+    # policy search on the clone after DAgger (agents/training/policy_search.py); None: none
+    search: SearchSettings | None = None
 
     @field_validator("expert")
     @classmethod
@@ -212,6 +243,10 @@ class TrainConfig(BaseModel):
                 raise ValueError(
                     "pretrain needs normalize.norm_obs: false (observations are already scaled by "
                     "the env's encoder; statistics of expert data would differ from the RL data's)"
+                )
+            if self.pretrain.search is not None and self.algo not in ("ppo", "a2c"):
+                raise ValueError(
+                    f"pretrain.search supports algo ppo and a2c (got {self.algo!r})"
                 )
         if self.privileged_critic and (self.algo not in ("ppo", "a2c") or self.vec_env != "native"):
             raise ValueError("privileged_critic needs algo ppo or a2c and vec_env: native")

@@ -13,6 +13,9 @@ days, yet the clone of MPC scores far higher on test days).
 teacher labels every visited state; the actor is refitted on all data so far (continuing from its
 weights). A clone drifts into states its teacher never visits (a battery emptier or fuller than
 the teacher would leave it at that hour); DAgger teaches it the way back from there.
+
+``search`` finally improves the clone beyond its teacher by policy search on whole training days
+with common random numbers (:mod:`agents.training.policy_search`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.evaluation.rollout import SELECT_SEED_BASE, run_policy
+from agents.evaluation.rollout import N_SELECT_DAYS, run_policy, selection_seeds
 from agents.policies.trained import TrainedPolicy
 from agents.training.behaviour_cloning import clone_actor, imitation_mse
 from agents.training.demonstrations import (
@@ -36,7 +39,6 @@ from agents.training.demonstrations import (
 from megapod_gym.config import ScenarioConfig
 
 AUTO_EXPERTS = ("mpc", "tuned-rule")
-N_SELECT_DAYS = 32
 
 
 def pretrain(
@@ -46,7 +48,7 @@ def pretrain(
     returns what was done and measured (also for ``pretrain.json``)."""
     candidates = AUTO_EXPERTS if settings.expert == "auto" else (settings.expert,)
     initial = copy.deepcopy(model.policy.state_dict())
-    select_seeds = [SELECT_SEED_BASE + i for i in range(N_SELECT_DAYS)]
+    select_seeds = selection_seeds(N_SELECT_DAYS)
     results: dict[str, dict[str, Any]] = {}
     best_state: dict[str, Any] | None = None
     best_name = candidates[0]
@@ -94,12 +96,18 @@ def pretrain(
         model.policy.load_state_dict(best_state)
     chosen = results[best_name]
     rounds = dagger(model, settings, scenario, best_name, data[best_name], seed, progress)
+    search = None
+    if settings.search is not None:
+        from agents.training.policy_search import search_actor
+
+        search = search_actor(model, settings.search, scenario, seed, progress)
     return {
         "expert": best_name,
         "candidates": results,
         "selection_days": N_SELECT_DAYS if len(candidates) > 1 else 0,
         **chosen,
         "dagger": rounds,
+        "search": search,
         "demo_seconds": sum(r["demo_seconds"] for r in [*results.values(), *rounds]),
         "bc_seconds": sum(r["bc_seconds"] for r in [*results.values(), *rounds]),
     }
