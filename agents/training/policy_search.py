@@ -75,7 +75,20 @@ class PerturbedActors:
 
         x = torch.as_tensor(actor_obs(self.model, obs), dtype=torch.float32)
         out = np.empty((x.shape[0], int(self.model.action_space.shape[0])), dtype=np.float32)
+        policy = self.model.policy
         with torch.no_grad():
+            if self.params == list(policy.action_net.parameters()):  # head: one shared trunk
+                from stable_baselines3.common.policies import BaseModel
+
+                features = BaseModel.extract_features(policy, x, policy.pi_features_extractor)
+                latent = policy.mlp_extractor.forward_actor(features)
+                latent = latent.reshape(len(self.thetas), self.n_days, -1)
+                w_shape = policy.action_net.weight.shape
+                n_w = w_shape.numel()
+                thetas = torch.as_tensor(self.thetas, dtype=torch.float32)
+                weights = thetas[:, :n_w].reshape(len(self.thetas), *w_shape)
+                actions = torch.bmm(latent, weights.transpose(1, 2)) + thetas[:, None, n_w:]
+                return np.clip(actions.reshape(x.shape[0], -1).numpy(), -1.0, 1.0)
             for k, theta in enumerate(self.thetas):
                 vector_to_parameters(torch.as_tensor(theta, dtype=torch.float32), self.params)
                 rows = slice(k * self.n_days, (k + 1) * self.n_days)
