@@ -106,6 +106,7 @@ def run_scenario(
                 "run_wall_seconds": metrics["run_wall_seconds"],
                 "train_seconds": metrics["train_seconds"],
                 "pretrain_seconds": pre.get("demo_seconds", 0.0) + pre.get("bc_seconds", 0.0),
+                "search_seconds": (pre.get("search") or {}).get("search_seconds", 0.0),
                 "steps_to_beat_best_rule": steps,
                 "seconds_to_beat_best_rule": secs,
             }

@@ -14,8 +14,9 @@ teacher labels every visited state; the actor is refitted on all data so far (co
 weights). A clone drifts into states its teacher never visits (a battery emptier or fuller than
 the teacher would leave it at that hour); DAgger teaches it the way back from there.
 
-``search`` finally improves the clone beyond its teacher by policy search on whole training days
-with common random numbers (:mod:`agents.training.policy_search`).
+``search`` (run by :func:`agents.training.train.pretrain_model` after this) then improves the
+clone beyond its teacher by policy search on whole training days with common random numbers
+(:mod:`agents.training.policy_search`).
 """
 
 from __future__ import annotations
@@ -96,18 +97,12 @@ def pretrain(
         model.policy.load_state_dict(best_state)
     chosen = results[best_name]
     rounds = dagger(model, settings, scenario, best_name, data[best_name], seed, progress)
-    search = None
-    if settings.search is not None:
-        from agents.training.policy_search import search_actor
-
-        search = search_actor(model, settings.search, scenario, seed, progress)
     return {
         "expert": best_name,
         "candidates": results,
         "selection_days": N_SELECT_DAYS if len(candidates) > 1 else 0,
         **chosen,
         "dagger": rounds,
-        "search": search,
         "demo_seconds": sum(r["demo_seconds"] for r in [*results.values(), *rounds]),
         "bc_seconds": sum(r["bc_seconds"] for r in [*results.values(), *rounds]),
     }

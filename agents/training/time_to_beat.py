@@ -16,8 +16,8 @@ def time_to_beat(
 ) -> tuple[float, float]:
     """``(env steps, seconds)`` until the run's validation score (``eval/normalized_score``) first
     exceeded the reference curve ``reference_tag`` (default: the best fixed rule on the same
-    validation days); NaN when it never did. Seconds = demonstrations + cloning + the share of
-    the RL time up to that step (``metrics`` as ``megapod train`` writes them)."""
+    validation days); NaN when it never did. Seconds = demonstrations + cloning + policy search +
+    the share of the RL time up to that step (``metrics`` as ``megapod train`` writes them)."""
     scalars = read_scalars(run)
     evals = scalars.get("eval/normalized_score")
     ref = scalars.get(reference_tag)
@@ -28,6 +28,7 @@ def time_to_beat(
         if score > ref_score:
             pre = metrics.get("pretrain", {})
             seconds = pre.get("demo_seconds", 0.0) + pre.get("bc_seconds", 0.0)
+            seconds += (pre.get("search") or {}).get("search_seconds", 0.0)
             seconds += metrics["train_seconds"] * float(step) / max(metrics["timesteps"], 1)
             return float(step), seconds
     return float("nan"), float("nan")

@@ -362,16 +362,22 @@ def load_checkpoint(
 
 
 def pretrain_model(model: Any, cfg: TrainConfig, scenario: Any, out: Path, progress: bool) -> dict:
-    """Behaviour cloning (``cfg.pretrain``) into ``model``; writes ``pretrain.json`` and the cloned
-    model to ``pretrained/``."""
+    """Behaviour cloning (``cfg.pretrain``) into ``model``, then the policy search when configured;
+    writes ``pretrain.json``, the cloned model to ``pretrained/`` and the searched one to
+    ``searched/``."""
     from agents.training.pretrain import pretrain
 
     assert cfg.pretrain is not None
     if is_fleet(cfg.scenario):
         raise ValueError("pretrain is not supported for fleets yet")
     info = pretrain(model, cfg.pretrain, scenario, seed=cfg.seed, progress=progress)
-    (out / "pretrain.json").write_text(json.dumps(info, indent=2))
     save_model(model, out / "pretrained")
+    if cfg.pretrain.search is not None:
+        from agents.training.policy_search import search_actor
+
+        info["search"] = search_actor(model, cfg.pretrain.search, scenario, cfg.seed, progress)
+        save_model(model, out / "searched")
+    (out / "pretrain.json").write_text(json.dumps(info, indent=2))
     return info
 
 
