@@ -1,9 +1,10 @@
 """What each lever of the training recipe is worth, read from the runs of ``learning_table.py``.
 
 For every scenario and seed it evaluates the behaviour-cloned model before any RL
-(``pretrained/``) on the same test days as the table (greedy and the optimum taken from the
-table's ``episodes.csv``), next to the validation-selected and final fine-tuned models, and reads
-which teacher ``expert: auto`` chose and what both candidate clones earned on the selection days.
+(``pretrained/``) and, for a config with ``pretrain.search``, the searched model (``searched/``)
+on the same test days as the table (greedy and the optimum taken from the table's
+``episodes.csv``), next to the validation-selected and final fine-tuned models, and reads which
+teacher ``expert: auto`` chose and what both candidate clones earned on the selection days.
 
     python experiments/learning_levers.py            # after experiments/learning_table.py
 """
@@ -51,6 +52,11 @@ def main() -> None:
             seed = int(run.name.rsplit("-s", 1)[1])
             config = load_scenario(run / "scenario.yaml")
             clone = run_policy(load_trained_policy(run / "pretrained"), config, seeds).rows
+            searched = (
+                run_policy(load_trained_policy(run / "searched"), config, seeds).rows
+                if (run / "searched").is_dir()
+                else None
+            )
             pre = json.loads((run / "pretrain.json").read_text())
             rows.append(
                 {
@@ -65,6 +71,15 @@ def main() -> None:
                     "score_tuned_rule": score("tuned-rule"),
                     "score_clone": normalized_score(
                         np.array([r["profit_usd"] for r in clone]), greedy, optimum
+                    ),
+                    **(
+                        {
+                            "score_searched": normalized_score(
+                                np.array([r["profit_usd"] for r in searched]), greedy, optimum
+                            )
+                        }
+                        if searched is not None
+                        else {}
                     ),
                     "score_finetuned_best": score(f"seed {seed} best"),
                     "score_finetuned_final": score(f"seed {seed} final"),
@@ -87,21 +102,38 @@ def main() -> None:
         + (f" --out {args.out}" if args.out else "")
         + "` (after `experiments/learning_table.py`).  ",
         "Normalized score on the table's test days; mean ± 95 % CI over training seeds. *clone* = "
-        "behaviour cloning of the chosen teacher only (no RL); *fine-tuned* = after PPO "
+        "behaviour cloning of the chosen teacher only (no RL); *searched* = the clone after the "
+        "policy search (configs with `pretrain.search`); *fine-tuned* = after PPO "
         "(validation-selected / final).",
         "",
-        "| scenario | teacher | tuned rule | MPC | clone | fine-tuned (best on validation) | fine-tuned (final) | RL gain over the clone |",
-        "|---|---|---|---|---|---|---|---|",
     ]
+    search = any("score_searched" in r for r in rows)
+    cols = ["scenario", "teacher", "tuned rule", "MPC", "clone"]
+    cols += ["searched", "search gain over the clone"] if search else []
+    cols += ["fine-tuned (best on validation)", "fine-tuned (final)"]
+    cols += ["gain over the clone (search + PPO)" if search else "RL gain over the clone"]
+    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for scenario in dict.fromkeys(r["scenario"] for r in rows):
         rs = [r for r in rows if r["scenario"] == scenario]
         gain = [r["score_finetuned_best"] - r["score_clone"] for r in rs]
-        lines.append(
-            f"| {scenario} | {'/'.join(dict.fromkeys(r['teacher'] for r in rs))} | "
-            f"{rs[0]['score_tuned_rule']:.1f} | {rs[0]['score_mpc']:.1f} | "
-            f"{fmt([r['score_clone'] for r in rs])} | {fmt([r['score_finetuned_best'] for r in rs])} | "
-            f"{fmt([r['score_finetuned_final'] for r in rs])} | {fmt(gain)} |"
-        )
+        cells = [
+            scenario,
+            "/".join(dict.fromkeys(r["teacher"] for r in rs)),
+            f"{rs[0]['score_tuned_rule']:.1f}",
+            f"{rs[0]['score_mpc']:.1f}",
+            fmt([r["score_clone"] for r in rs]),
+        ]
+        if search:
+            cells += [
+                fmt([r.get("score_searched", np.nan) for r in rs]),
+                fmt([r.get("score_searched", np.nan) - r["score_clone"] for r in rs]),
+            ]
+        cells += [
+            fmt([r["score_finetuned_best"] for r in rs]),
+            fmt([r["score_finetuned_final"] for r in rs]),
+            fmt(gain),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(stem.with_suffix(".md").read_text())
 

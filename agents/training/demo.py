@@ -1,10 +1,10 @@
 """``megapod demo``: the README's main job on the embedded default scenario.
 
-Clones MPC from demonstrations on training days (with DAgger rounds), fine-tunes the clone with
-PPO, then benchmarks the
-validation-selected and the final model against every rule-based baseline, MPC, the oracle replay
-and the hindsight optimum on 30 held-out test days, and writes the table, plots and TensorBoard
-logs into the run folder.
+Clones MPC from demonstrations on training days (with DAgger rounds), improves the clone by policy
+search with common random numbers, fine-tunes it with PPO, then benchmarks the validation-selected
+and the final model against every rule-based baseline, MPC, the oracle replay and the hindsight
+optimum on 30 held-out test days, and writes the table, plots and TensorBoard logs into the run
+folder.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from pathlib import Path
 from agents.training.config import parse_train_config
 from agents.training.train import train
 
-# The recommended recipe (same as configs/train/ppo-dagger.yaml; a test keeps them equal): behaviour
-# cloning of MPC on 128 training days with two DAgger rounds, then PPO fine-tuning with gamma =
-# lambda = 1, the day's end as termination, a small trust region and a privileged critic. Its urban
-# runs in experiments/results_learning_dagger_2026-12-02.md took 5-6 min each (demonstrations,
-# cloning, DAgger, RL) on a busy 2-core machine; the demo adds the final comparison on 30 test days.
+# The recommended recipe (same as configs/train/ppo-search.yaml; a test keeps them equal): behaviour
+# cloning of MPC on 128 training days with two DAgger rounds, policy search on the actor's output
+# layer, then PPO fine-tuning with gamma = lambda = 1, the day's end as termination, a small trust
+# region and a privileged critic. Its time on an idle 2-core machine is in
+# experiments/results_demo_<date>.md (python experiments/demo_run.py).
 DEMO_TIMESTEPS = 200_000
 DEMO_CONFIG = {
     "algo": "ppo",
@@ -51,8 +51,18 @@ DEMO_CONFIG = {
         "dagger_days": 64,
         "dagger_epochs": 30,
         "critic_warmup_steps": 50000,
+        "search": {
+            "layers": "head",
+            "iterations": 60,
+            "directions": 16,
+            "top": 8,
+            "days": 64,
+            "noise_std": 0.01,
+            "step_size": 0.004,
+            "select_every": 5,
+        },
     },
-    "eval": {"freq": 50000, "n_episodes": 10, "test_episodes": 30, "days": 1},
+    "eval": {"freq": 50000, "n_episodes": 30, "test_episodes": 30, "days": 1},
     "checkpoint_freq": 100000,
 }
 

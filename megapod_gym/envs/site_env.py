@@ -182,9 +182,11 @@ class MegapodSiteEnv(gym.Env[np.ndarray, np.ndarray]):
 
     PPO from scratch loses to simple rules here: the control value is small beside day-to-day
     profit noise, and energy stored at night pays off ~190 steps later. What works (README
-    "Training"): clone MPC from demonstrations on training days, with DAgger rounds, then fine-tune
-    with gamma = GAE lambda = 1, the day's end reported as termination, a small trust region and a
-    privileged critic: ``configs/train/ppo-dagger.yaml`` (or ``ppo-bc.yaml`` without DAgger).
+    "Training"): clone MPC from demonstrations on training days, with DAgger rounds; improve the
+    clone by policy search that plays every candidate on the same days (seeds), so the day-to-day
+    noise cancels; then fine-tune with gamma = GAE lambda = 1, the day's end reported as
+    termination, a small trust region and a privileged critic: ``configs/train/ppo-search.yaml``
+    (``ppo-dagger.yaml`` without the search, ``ppo-bc.yaml`` without DAgger).
     Evaluate on the held-out seeds (>= 1,000,000) with the normalized score.
 
     ## Vectorized environment

@@ -98,3 +98,48 @@ def test_search_settings_are_validated() -> None:
         parse_train_config({**base, "pretrain": {"search": {"layers": "critic"}}}, "t")
     with pytest.raises(TrainConfigError, match="pretrain.search supports algo ppo and a2c"):
         parse_train_config({**base, "algo": "sac", "pretrain": {"search": {}}}, "t")
+
+
+@pytest.mark.slow
+def test_train_searches_after_cloning_and_keeps_both_models(tmp_path, monkeypatch) -> None:
+    import json
+
+    import agents.training.policy_search as search_module
+    from agents.policies.trained import load_trained_policy
+    from agents.training.train import train
+
+    monkeypatch.setenv("MEGAPOD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(search_module, "N_SELECT_DAYS", 2)
+    cfg = parse_train_config(
+        {
+            "algo": "ppo",
+            "n_envs": 2,
+            "n_timesteps": 64,
+            "n_steps": 32,
+            "batch_size": 64,
+            "n_epochs": 1,
+            "config_overrides": {"episode.days": 0.25},
+            "normalize": {"norm_obs": False},
+            "policy_kwargs": {"net_arch": [16, 16]},
+            "pretrain": {
+                "expert": "tou-arbitrage",
+                "n_days": 2,
+                "epochs": 2,
+                "critic_warmup_steps": 0,
+                "search": {"iterations": 2, "directions": 2, "top": 1, "days": 2, "select_every": 1},
+            },
+            "eval": {"freq": 64, "n_episodes": 2, "days": 0.25, "with_oracle": False},
+            "checkpoint_freq": 64,
+        },
+        "test",
+    )
+    run = tmp_path / "run"
+    metrics = train(cfg, run, progress=False, final_benchmark=False)
+    info = json.loads((run / "pretrain.json").read_text())
+    assert [c["iteration"] for c in info["search"]["curve"]] == [0, 1, 2]
+    assert metrics["pretrain"]["search"]["parameters"] == 16 * 2 + 2
+    searched = load_trained_policy(run / "searched").model.policy.action_net.weight
+    cloned = load_trained_policy(run / "pretrained").model.policy.action_net.weight
+    assert searched.shape == cloned.shape
+    if info["search"]["selected_iteration"] > 0:  # the search moved the head: both are kept
+        assert not torch.equal(searched, cloned)
