@@ -480,7 +480,7 @@ def summary_text(cfg: TrainConfig, out: Path, metrics: dict[str, Any]) -> str:
             "beat rules   not within this run (validation score never above the best fixed rule's)"
             if steps != steps  # NaN
             else f"beat rules   validation score above the best fixed rule's from step "
-            f"{steps:,.0f}, {seconds:.0f} s into the run (demonstrations + cloning + RL)"
+            f"{steps:,.0f}, {seconds:.0f} s into the run (demonstrations + cloning + search + RL)"
         )
     if "benchmark_table" in metrics:
         table = Path(metrics["benchmark_table"])
