@@ -85,6 +85,8 @@ GENERATORS = {
     "learning-table-dagger": results("results_learning_dagger_*.md"),
     "learning-table-search-a": results("results_learning_search_a_*.md"),
     "learning-table-search-b": results("results_learning_search_b_*.md"),
+    "learning-table-search-c": results("results_learning_search_c_*.md"),
+    "learning-table-search-d": results("results_learning_search_d_*.md"),
     "learning-levers-search": results("results_learning_levers_search_*.md"),
     "paired-gap-search": results("results_paired_gap_ppo-search_*.md"),
     "ppo-drift": results("results_ppo_drift_*.md"),
