@@ -61,6 +61,9 @@ class PerturbedActors:
 
     def __init__(self, model: Any, params: list[Any], thetas: np.ndarray, n_days: int) -> None:
         self.model, self.params, self.thetas, self.n_days = model, params, thetas, n_days
+        head = list(model.policy.action_net.parameters())
+        # only the output layer searched: the trunk's latent is shared by every actor
+        self.head_only = len(params) == len(head) and all(p is q for p, q in zip(params, head))
 
     def reset(self, context: PolicyContext) -> None:
         if context.batch_size != len(self.thetas) * self.n_days:
@@ -74,10 +77,9 @@ class PerturbedActors:
         from torch.nn.utils import vector_to_parameters
 
         x = torch.as_tensor(actor_obs(self.model, obs), dtype=torch.float32)
-        out = np.empty((x.shape[0], int(self.model.action_space.shape[0])), dtype=np.float32)
         policy = self.model.policy
         with torch.no_grad():
-            if self.params == list(policy.action_net.parameters()):  # head: one shared trunk
+            if self.head_only:
                 from stable_baselines3.common.policies import BaseModel
 
                 features = BaseModel.extract_features(policy, x, policy.pi_features_extractor)
@@ -89,6 +91,7 @@ class PerturbedActors:
                 weights = thetas[:, :n_w].reshape(len(self.thetas), *w_shape)
                 actions = torch.bmm(latent, weights.transpose(1, 2)) + thetas[:, None, n_w:]
                 return np.clip(actions.reshape(x.shape[0], -1).numpy(), -1.0, 1.0)
+            out = np.empty((x.shape[0], int(self.model.action_space.shape[0])), dtype=np.float32)
             for k, theta in enumerate(self.thetas):
                 vector_to_parameters(torch.as_tensor(theta, dtype=torch.float32), self.params)
                 rows = slice(k * self.n_days, (k + 1) * self.n_days)
@@ -140,7 +143,7 @@ def search_actor(
         return float(day_profits(model, params, th[None], scenario, select_days).mean())
 
     t0 = time.time()
-    best_theta, best_profit = theta.copy(), select_profit(theta)
+    best_theta, best_profit, best_iteration = theta.copy(), select_profit(theta), 0
     curve = [{"iteration": 0, "selection_profit_usd": best_profit, "seconds": time.time() - t0}]
     start_profit = best_profit
     for it in tqdm(
@@ -164,7 +167,7 @@ def search_actor(
                 {"iteration": it, "selection_profit_usd": profit, "seconds": time.time() - t0}
             )
             if profit > best_profit:
-                best_theta, best_profit = theta.copy(), profit
+                best_theta, best_profit, best_iteration = theta.copy(), profit, it
     with torch.no_grad():
         vector_to_parameters(torch.as_tensor(best_theta, dtype=torch.float32), params)
     return {
@@ -173,9 +176,7 @@ def search_actor(
         "selection_days": N_SELECT_DAYS,
         "selection_profit_usd_before": start_profit,
         "selection_profit_usd_after": best_profit,
-        "selected_iteration": next(
-            c["iteration"] for c in curve if c["selection_profit_usd"] == best_profit
-        ),
+        "selected_iteration": best_iteration,
         "curve": curve,
         "search_seconds": time.time() - t0,
     }
