@@ -33,7 +33,6 @@ import numpy as np
 from agents.evaluation.rollout import DEMO_SEED_BASE, N_SELECT_DAYS, run_policy, selection_seeds
 from agents.policies.base import PolicyContext
 from agents.policies.trained import actor_obs
-from agents.training.behaviour_cloning import actor_action
 from megapod_gym.config import ScenarioConfig
 
 
@@ -42,9 +41,7 @@ def searched_parameters(model: Any, layers: str) -> list[Any]:
     actor (``actor``); PPO/A2C policies only (their deterministic action is ``action_net``'s)."""
     policy = model.policy
     if not hasattr(policy, "action_net") or type(model).__name__ == "RecurrentPPO":
-        raise TypeError(
-            f"policy search supports ppo and a2c models (got {type(model).__name__})"
-        )
+        raise TypeError(f"policy search supports ppo and a2c models (got {type(model).__name__})")
     head = list(policy.action_net.parameters())
     if layers == "head":
         return head
@@ -74,29 +71,37 @@ class PerturbedActors:
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         import torch
-        from torch.nn.utils import vector_to_parameters
+        from stable_baselines3.common.policies import BaseModel
 
         x = torch.as_tensor(actor_obs(self.model, obs), dtype=torch.float32)
         policy = self.model.policy
+        k = len(self.thetas)
         with torch.no_grad():
-            if self.head_only:
-                from stable_baselines3.common.policies import BaseModel
-
-                features = BaseModel.extract_features(policy, x, policy.pi_features_extractor)
-                latent = policy.mlp_extractor.forward_actor(features)
-                latent = latent.reshape(len(self.thetas), self.n_days, -1)
-                w_shape = policy.action_net.weight.shape
-                n_w = w_shape.numel()
-                thetas = torch.as_tensor(self.thetas, dtype=torch.float32)
-                weights = thetas[:, :n_w].reshape(len(self.thetas), *w_shape)
-                actions = torch.bmm(latent, weights.transpose(1, 2)) + thetas[:, None, n_w:]
-                return np.clip(actions.reshape(x.shape[0], -1).numpy(), -1.0, 1.0)
-            out = np.empty((x.shape[0], int(self.model.action_space.shape[0])), dtype=np.float32)
-            for k, theta in enumerate(self.thetas):
-                vector_to_parameters(torch.as_tensor(theta, dtype=torch.float32), self.params)
-                rows = slice(k * self.n_days, (k + 1) * self.n_days)
-                out[rows] = actor_action(self.model, x[rows]).numpy()
-        return np.clip(out, -1.0, 1.0)
+            features = BaseModel.extract_features(policy, x, policy.pi_features_extractor)
+            if self.head_only:  # the trunk's latent is shared by every actor
+                h = policy.mlp_extractor.forward_actor(features)
+                layers = [policy.action_net]
+            else:
+                n_actor = getattr(policy.mlp_extractor, "n_actor_features", None)
+                h = features if n_actor is None else features[..., :n_actor]
+                layers = [*policy.mlp_extractor.policy_net, policy.action_net]
+            h = h.reshape(k, self.n_days, -1)
+            thetas = torch.as_tensor(self.thetas, dtype=torch.float32)
+            offset = 0
+            for layer in layers:  # parameters_to_vector order: each Linear's weight, then bias
+                if not isinstance(layer, torch.nn.Linear):
+                    h = layer(h)
+                    continue
+                n_w, n_b = layer.weight.numel(), layer.out_features
+                weight = thetas[:, offset : offset + n_w].reshape(k, *layer.weight.shape)
+                bias = thetas[:, offset + n_w : offset + n_w + n_b]
+                h = torch.baddbmm(bias[:, None, :], h, weight.transpose(1, 2))
+                offset += n_w + n_b
+        if offset != thetas.shape[1]:
+            raise ValueError(
+                f"{thetas.shape[1]} searched parameters, the actor's layers hold {offset}"
+            )
+        return np.clip(h.reshape(x.shape[0], -1).numpy(), -1.0, 1.0)
 
 
 def day_profits(

@@ -249,7 +249,13 @@ class TraceSampler:
         if start_dates is not None and self.replay is not None:
             raise ValueError("start_dates cannot be forced on a scenario that replays CSV data")
         dates = list(start_dates) if start_dates is not None else [None] * len(seeds)
-        return self._assemble([self._draw(s, d) for s, d in zip(seeds, dates)])
+        # a (seed, date) repeated in the batch (e.g. several policies on the same days) is drawn
+        # once: the draw is a function of the two, and _assemble only reads it
+        draws: dict[tuple[int, dt.date | None], _SeedDraws] = {}
+        for key in zip(seeds, dates):
+            if key not in draws:
+                draws[key] = self._draw(*key)
+        return self._assemble([draws[key] for key in zip(seeds, dates)])
 
     # ------------------------------------------------------------------ per start day
     def _day(self, start: dt.date) -> _DayTemplate:

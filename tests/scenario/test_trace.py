@@ -57,6 +57,14 @@ def test_row_of_a_batch_equals_the_single_seed_sample(urban: TraceSampler) -> No
         assert_traces_identical(batch.site(i), urban.sample([s]))
 
 
+@pytest.mark.parametrize("name", ["urban-12stall-bev", "ercot-rt-summer"])
+def test_a_seed_repeated_in_a_batch_gives_the_single_seed_row_each_time(name: str) -> None:
+    sampler = TraceSampler(load_scenario(name))
+    batch = sampler.sample([7, 3, 7, 7, 3])
+    for i, s in enumerate([7, 3, 7, 7, 3]):
+        assert_traces_identical(batch.site(i), sampler.sample([s]))
+
+
 def test_row_independent_of_batch_for_realtime_prices() -> None:
     sampler = TraceSampler(load_scenario("ercot-rt-summer"))
     batch = sampler.sample([8, 9, 10])

@@ -19,23 +19,32 @@ from agents.training.policy_search import (
 from agents.training.vec_env import NativeSB3VecEnv
 
 
-def _ppo(config):
+def _ppo(config, privileged: bool = False):
     from stable_baselines3 import PPO
 
+    from agents.training.asymmetric import N_PRIVILEGED, AsymmetricActorCriticPolicy
+
+    env = NativeSB3VecEnv(2, config, privileged=privileged)
+    kwargs: dict = {"net_arch": [32, 32]}
+    if privileged:  # the actor reads the env's features only, the critic also the privileged ones
+        kwargs["n_actor_features"] = env.observation_space.shape[0] - N_PRIVILEGED
     return PPO(
-        "MlpPolicy",
-        NativeSB3VecEnv(2, config),
+        AsymmetricActorCriticPolicy if privileged else "MlpPolicy",
+        env,
         n_steps=72,
         batch_size=72,
         seed=0,
         device="cpu",
-        policy_kwargs={"net_arch": [32, 32]},
+        policy_kwargs=kwargs,
     )
 
 
+@pytest.mark.parametrize("privileged", [False, True], ids=["mlp", "privileged-critic"])
 @pytest.mark.parametrize("layers", ["head", "actor"])
-def test_each_actor_plays_its_own_rows_and_the_model_is_restored(config, layers: str) -> None:
-    model = _ppo(config)
+def test_each_actor_plays_its_own_rows_and_the_model_is_restored(
+    config, layers: str, privileged: bool
+) -> None:
+    model = _ppo(config, privileged)
     params = searched_parameters(model, layers)
     theta = parameters_to_vector(params).detach().double().numpy()
     moved = theta + 0.5
@@ -126,7 +135,13 @@ def test_train_searches_after_cloning_and_keeps_both_models(tmp_path, monkeypatc
                 "n_days": 2,
                 "epochs": 2,
                 "critic_warmup_steps": 0,
-                "search": {"iterations": 2, "directions": 2, "top": 1, "days": 2, "select_every": 1},
+                "search": {
+                    "iterations": 2,
+                    "directions": 2,
+                    "top": 1,
+                    "days": 2,
+                    "select_every": 1,
+                },
             },
             "eval": {"freq": 64, "n_episodes": 2, "days": 0.25, "with_oracle": False},
             "checkpoint_freq": 64,
