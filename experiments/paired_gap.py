@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.evaluation.score import normalized_score
+from agents.evaluation.score import paired_gap
 
 HERE = Path(__file__).resolve().parent
 
@@ -58,16 +58,9 @@ def main() -> None:
         for seed in seeds:
             agent = of(f"seed {seed} best")
 
-            def gap(i: np.ndarray, agent: np.ndarray = agent) -> float:
-                return normalized_score(agent[i], greedy[i], optimum[i]) - normalized_score(
-                    mpc[i], greedy[i], optimum[i]
-                )
-
-            every = np.arange(len(days))
-            boot = [gap(rng.integers(0, len(days), len(days))) for _ in range(2000)]
-            low, high = np.percentile(boot, [2.5, 97.5])
+            gap, low, high = paired_gap(agent, mpc, greedy, optimum, rng=rng)
             lines.append(
-                f"| {scenario} | {seed} | {gap(every):+.2f} | {low:+.2f} to {high:+.2f} | "
+                f"| {scenario} | {seed} | {gap:+.2f} | {low:+.2f} to {high:+.2f} | "
                 f"{int((agent > mpc).sum())} / {len(days)} |"
             )
     out = args.out or HERE / f"results_paired_gap_{args.config}_{time.strftime('%Y-%m-%d')}"

@@ -53,6 +53,34 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
+def paired_gap(
+    policy_profit: ArrayLike,
+    reference_profit: ArrayLike,
+    greedy_profit: ArrayLike,
+    optimum_profit: ArrayLike,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    rng: np.random.Generator | None = None,
+) -> tuple[float, float, float]:
+    """``(gap, low, high)``: the normalized-score difference policy - reference on the same
+    episodes and its percentile bootstrap CI, paired (each resample draws the same episodes for
+    both policies, greedy and the optimum, so the day-to-day noise they share cancels)."""
+    policy, reference = np.asarray(policy_profit, float), np.asarray(reference_profit, float)
+    greedy, optimum = np.asarray(greedy_profit, float), np.asarray(optimum_profit, float)
+    gap = normalized_score(policy, greedy, optimum) - normalized_score(reference, greedy, optimum)
+    n = policy.shape[0]
+    if n < 2:
+        return gap, float("nan"), float("nan")
+    idx = (rng or np.random.default_rng(0)).integers(0, n, (n_boot, n))
+    den = (optimum[idx] - greedy[idx]).sum(axis=1)
+    ok = den > 1e-9
+    gaps = 100.0 * (policy[idx] - reference[idx]).sum(axis=1)[ok] / den[ok]
+    if gaps.size == 0:
+        return gap, float("nan"), float("nan")
+    low, high = np.percentile(gaps, [50 * (1 - level), 100 - 50 * (1 - level)])
+    return gap, float(low), float(high)
+
+
 def mean_ci(values: np.ndarray) -> tuple[float, float]:
     """Mean and half-width of its 95 % confidence interval (Student t for small samples)."""
     values = np.asarray(values, dtype=np.float64)

@@ -245,9 +245,7 @@ class TrainConfig(BaseModel):
                     "the env's encoder; statistics of expert data would differ from the RL data's)"
                 )
             if self.pretrain.search is not None and self.algo not in ("ppo", "a2c"):
-                raise ValueError(
-                    f"pretrain.search supports algo ppo and a2c (got {self.algo!r})"
-                )
+                raise ValueError(f"pretrain.search supports algo ppo and a2c (got {self.algo!r})")
         if self.privileged_critic and (self.algo not in ("ppo", "a2c") or self.vec_env != "native"):
             raise ValueError("privileged_critic needs algo ppo or a2c and vec_env: native")
         if self.day_end == "terminate" and self.vec_env != "native":

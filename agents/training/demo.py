@@ -15,12 +15,12 @@ from pathlib import Path
 from agents.training.config import parse_train_config
 from agents.training.train import train
 
-# The recommended recipe (same as configs/train/ppo-search.yaml; a test keeps them equal): behaviour
-# cloning of MPC on 128 training days with two DAgger rounds, policy search on the actor's output
-# layer, then PPO fine-tuning with gamma = lambda = 1, the day's end as termination, a small trust
-# region and a privileged critic. Its time on an idle 2-core machine is in
+# The recommended recipe (same as configs/train/ppo-search-long.yaml; a test keeps them equal):
+# behaviour cloning of MPC on 128 training days with two DAgger rounds, 120 iterations of policy
+# search on the actor's output layer, then a short PPO fine-tuning with gamma = lambda = 1, the
+# day's end as termination, a small trust region and a privileged critic. Its time on an idle 2-core machine is in
 # experiments/results_demo_<date>.md (python experiments/demo_run.py).
-DEMO_TIMESTEPS = 200_000
+DEMO_TIMESTEPS = 100_000
 DEMO_CONFIG = {
     "algo": "ppo",
     "scenario": "urban-12stall-bev",
@@ -53,7 +53,7 @@ DEMO_CONFIG = {
         "critic_warmup_steps": 50000,
         "search": {
             "layers": "head",
-            "iterations": 60,
+            "iterations": 120,
             "directions": 16,
             "top": 8,
             "days": 64,

@@ -457,6 +457,33 @@ def final_comparison(
     return paths["table"]
 
 
+def gap_to_mpc(episodes_csv: Path, policy: str) -> str | None:
+    """One summary line: ``policy``'s normalized-score difference to MPC on the comparison's test
+    days with its paired bootstrap CI, and on how many days it earned more (None when the
+    comparison has no MPC or no optimum, e.g. a fleet)."""
+    import csv
+
+    from agents.evaluation.score import paired_gap
+
+    if not episodes_csv.is_file():
+        return None
+    profit: dict[str, dict[int, float]] = {}
+    with episodes_csv.open() as fh:
+        for r in csv.DictReader(fh):
+            profit.setdefault(r["policy"], {})[int(r["seed"])] = float(r["profit_usd"])
+    names = (policy, "mpc", "greedy", "hindsight-optimum")
+    if not all(n in profit for n in names):
+        return None
+    days = sorted(profit["greedy"])
+    agent, mpc, greedy, optimum = (np.array([profit[n][d] for d in days]) for n in names)
+    gap, low, high = paired_gap(agent, mpc, greedy, optimum)
+    return (
+        f"vs MPC       {policy} - mpc: {gap:+.2f} points (paired 95 % CI {low:+.2f} to "
+        f"{high:+.2f} over {len(days)} test days); more profit than MPC on "
+        f"{int((agent > mpc).sum())} / {len(days)} days"
+    )
+
+
 def summary_text(cfg: TrainConfig, out: Path, metrics: dict[str, Any]) -> str:
     lines = [
         f"run          {out}",
@@ -484,7 +511,10 @@ def summary_text(cfg: TrainConfig, out: Path, metrics: dict[str, Any]) -> str:
         )
     if "benchmark_table" in metrics:
         table = Path(metrics["benchmark_table"])
-        lines += ["", table.read_text().strip(), "", f"comparison   {table.parent}/"]
+        gap = gap_to_mpc(table.parent / "episodes.csv", f"{cfg.algo} (best on validation)")
+        lines += ["", table.read_text().strip(), ""]
+        lines += [gap] if gap else []
+        lines.append(f"comparison   {table.parent}/")
     # the parent folder: TensorBoard then names the run "<run folder>/tb", not "."
     lines.append(f"tensorboard  tensorboard --logdir {out.resolve().parent}")
     return "\n".join(lines)
