@@ -43,15 +43,16 @@ def main() -> None:
     head = [
         line
         for line in summary.splitlines()
-        if line.startswith(("algorithm", "timesteps", "best eval", "beat rules"))
+        if line.startswith(("algorithm", "timesteps", "best eval", "beat rules", "vs MPC"))
     ]
     out.write_text(
         "\n".join(
             [
                 f"# `megapod demo` end to end ({time.strftime('%Y-%m-%d')})",
                 "",
-                "Command: `python experiments/demo_run.py` (runs `megapod demo` with an empty "
-                "demonstration cache).  ",
+                "Command: `python experiments/demo_run.py"
+                + (f" --out {args.out}" if args.out else "")
+                + "` (runs `megapod demo` with an empty demonstration cache).  ",
                 f"Wall-clock: **{wall / 60:.1f} min** on {os.cpu_count()} CPU cores (demonstrations, "
                 "cloning, DAgger, policy search, PPO, the final comparison on 30 test days).",
                 "",
