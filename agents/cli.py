@@ -268,16 +268,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="the main job (~8 min on 2 cores): clone MPC (with DAgger), improve the clone by "
-        "policy search, fine-tune with PPO, compare with every rule, MPC and the optimum on 30 "
-        "test days (measured: above every rule, level with MPC)",
+        help="the main job (~9 min on 2 cores): clone MPC (with DAgger), improve the clone by "
+        "policy search, fine-tune briefly with PPO, compare with every rule, MPC and the optimum "
+        "on 30 test days and print the paired gap to MPC (measured: above every rule, and above "
+        "MPC by 0.55 points, paired 95 %% CI +0.04 to +1.15)",
     )
     p.add_argument("--out", default="runs/demo")
     p.add_argument(
         "--total-timesteps",
         type=int,
         default=None,
-        help="PPO env steps (default: 200,000)",
+        help="PPO env steps (default: 100,000)",
     )
     p.add_argument("--force", action="store_true", help="replace an existing runs/demo")
     p.set_defaults(func=_cmd_demo)

@@ -185,8 +185,9 @@ class MegapodSiteEnv(gym.Env[np.ndarray, np.ndarray]):
     "Training"): clone MPC from demonstrations on training days, with DAgger rounds; improve the
     clone by policy search that plays every candidate on the same days (seeds), so the day-to-day
     noise cancels; then fine-tune with gamma = GAE lambda = 1, the day's end reported as
-    termination, a small trust region and a privileged critic: ``configs/train/ppo-search.yaml``
-    (``ppo-dagger.yaml`` without the search, ``ppo-bc.yaml`` without DAgger).
+    termination, a small trust region and a privileged critic: ``configs/train/ppo-search-long.yaml``
+    (what ``megapod demo`` runs; ``ppo-search.yaml`` with half the search, ``ppo-dagger.yaml``
+    without it, ``ppo-bc.yaml`` without DAgger).
     Evaluate on the held-out seeds (>= 1,000,000) with the normalized score.
 
     ## Vectorized environment
