@@ -15,11 +15,11 @@ import argparse
 import csv
 import json
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from agents.evaluation.benchmark import episode_profits
 from agents.evaluation.rollout import run_policy
 from agents.evaluation.score import mean_ci, normalized_score
 from agents.policies.trained import load_trained_policy
@@ -37,10 +37,7 @@ def main() -> None:
     rows = []
     for test_dir in sorted(args.runs.glob(f"{args.config}-*-test")):
         scenario = test_dir.name[len(args.config) + 1 : -len("-test")]
-        profit: dict[str, dict[int, float]] = defaultdict(dict)
-        with (test_dir / "episodes.csv").open() as fh:
-            for r in csv.DictReader(fh):
-                profit[r["policy"]][int(r["seed"])] = float(r["profit_usd"])
+        profit = episode_profits(test_dir / "episodes.csv")
         seeds = sorted(profit["greedy"])
         greedy = np.array([profit["greedy"][s] for s in seeds])
         optimum = np.array([profit["hindsight-optimum"][s] for s in seeds])

@@ -12,13 +12,12 @@ agent earned more than MPC.
 from __future__ import annotations
 
 import argparse
-import csv
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from agents.evaluation.benchmark import episode_profits
 from agents.evaluation.score import paired_gap
 
 HERE = Path(__file__).resolve().parent
@@ -44,10 +43,7 @@ def main() -> None:
     ]
     rng = np.random.default_rng(0)
     for scenario in args.scenarios:
-        profit: dict[str, dict[int, float]] = defaultdict(dict)
-        with (args.runs / f"{args.config}-{scenario}-test" / "episodes.csv").open() as fh:
-            for r in csv.DictReader(fh):
-                profit[r["policy"]][int(r["seed"])] = float(r["profit_usd"])
+        profit = episode_profits(args.runs / f"{args.config}-{scenario}-test" / "episodes.csv")
         days = sorted(profit["greedy"])
 
         def of(name: str, days: list[int] = days, profit=profit) -> np.ndarray:

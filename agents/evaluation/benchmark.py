@@ -258,6 +258,15 @@ def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
         w.writerows(rows)
 
 
+def episode_profits(episodes_csv: str | Path) -> dict[str, dict[int, float]]:
+    """Profit per policy and trace seed from a benchmark's ``episodes.csv``."""
+    profit: dict[str, dict[int, float]] = {}
+    with Path(episodes_csv).open() as fh:
+        for r in csv.DictReader(fh):
+            profit.setdefault(r["policy"], {})[int(r["seed"])] = float(r["profit_usd"])
+    return profit
+
+
 def write_outputs(result: BenchmarkResult, out_dir: str | Path, dt_h: float) -> dict[str, Path]:
     """Write the CSVs, the Markdown table and the plots; return their paths."""
     from agents.evaluation.plots import plot_day_profiles, plot_dispatch_day, plot_profit_breakdown

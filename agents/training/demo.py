@@ -18,8 +18,9 @@ from agents.training.train import train
 # The recommended recipe (same as configs/train/ppo-search-long.yaml; a test keeps them equal):
 # behaviour cloning of MPC on 128 training days with two DAgger rounds, 120 iterations of policy
 # search on the actor's output layer, then a short PPO fine-tuning with gamma = lambda = 1, the
-# day's end as termination, a small trust region and a privileged critic. Its time on an idle 2-core machine is in
-# experiments/results_demo_<date>.md (python experiments/demo_run.py).
+# day's end as termination, a small trust region and a privileged critic. Its time on an idle
+# 2-core machine is in experiments/results_demo_search-long_<date>.md (python
+# experiments/demo_run.py).
 DEMO_TIMESTEPS = 100_000
 DEMO_CONFIG = {
     "algo": "ppo",

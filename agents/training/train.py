@@ -461,16 +461,12 @@ def gap_to_mpc(episodes_csv: Path, policy: str) -> str | None:
     """One summary line: ``policy``'s normalized-score difference to MPC on the comparison's test
     days with its paired bootstrap CI, and on how many days it earned more (None when the
     comparison has no MPC or no optimum, e.g. a fleet)."""
-    import csv
-
+    from agents.evaluation.benchmark import episode_profits
     from agents.evaluation.score import paired_gap
 
     if not episodes_csv.is_file():
         return None
-    profit: dict[str, dict[int, float]] = {}
-    with episodes_csv.open() as fh:
-        for r in csv.DictReader(fh):
-            profit.setdefault(r["policy"], {})[int(r["seed"])] = float(r["profit_usd"])
+    profit = episode_profits(episodes_csv)
     names = (policy, "mpc", "greedy", "hindsight-optimum")
     if not all(n in profit for n in names):
         return None
