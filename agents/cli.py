@@ -63,6 +63,7 @@ def _benchmark_fleets(fleets: list[str], args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from agents.evaluation.fleet import fleet_markdown, run_fleet_benchmark, write_fleet_outputs
+    from agents.policies.fleet_battery import is_learned_battery_run, load_learned_battery
     from agents.policies.fleet_rules import FLEET_BASELINES
     from agents.policies.trained import load_trained_policy
 
@@ -77,7 +78,7 @@ def _benchmark_fleets(fleets: list[str], args: argparse.Namespace) -> int:
                 f"unknown fleet policy {p!r}: not a fleet policy name "
                 f"({', '.join(FLEET_BASELINES)}) and no such run folder or model file"
             )
-        policy = load_trained_policy(p)
+        policy = load_learned_battery(p) if is_learned_battery_run(p) else load_trained_policy(p)
         extra.append((f"{policy.name} ({Path(p).name})", policy))
     benches = []
     with tqdm(total=len(fleets) * (len(baselines) + len(extra) + 1), desc="fleet benchmark") as bar:
@@ -164,6 +165,25 @@ def resume_conflicts(saved: TrainConfig, args: argparse.Namespace) -> None:
         raise ValueError(
             "--resume continues the run's saved config; conflicting: " + "; ".join(conflicts)
         )
+
+
+def _cmd_fleet_search(args: argparse.Namespace) -> int:
+    from agents.training.fleet_search import FleetSearchSettings, train_fleet_battery
+
+    fields = {"iterations": args.iterations, "n_jobs": args.n_jobs}
+    settings = FleetSearchSettings(**{k: v for k, v in fields.items() if v is not None})
+    out = Path(args.out or f"runs/fleet-search-{Path(args.fleet).stem}-s{args.seed}")
+    if (out / "fleet_policy.npz").exists():
+        raise ValueError(f"{out} already holds a trained fleet policy: choose another --out")
+    record = train_fleet_battery(args.fleet, settings, out, seed=args.seed)
+    print(
+        f"{record['fleet']}: selection-day profit {record['selection_profit_usd_before']:,.0f} "
+        f"(global-greedy) -> {record['selection_profit_usd_after']:,.0f} USD/day at iteration "
+        f"{record['selected_iteration']}, {record['train_seconds'] / 60:.1f} min\n"
+        f"written to {out.resolve()}; score it on test days with: megapod benchmark "
+        f"--scenarios {record['fleet']} --policies independent-greedy global-greedy {out}"
+    )
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -265,6 +285,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --resume: accept fresh normalization statistics when a checkpoint's are missing",
     )
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "fleet-search",
+        help="train a fleet policy: random search on a battery policy added to global-greedy (one "
+        "linear map shared by every site); scored with megapod benchmark",
+    )
+    p.add_argument("--fleet", default="tri-tz-3site", help="fleet name or YAML path")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--iterations", type=int, default=None, help="search iterations (default 40)")
+    p.add_argument("--n-jobs", type=int, default=None, help="worker processes (default 1)")
+    p.add_argument("--out", default=None, help="run folder (default runs/fleet-search-FLEET-sN)")
+    p.set_defaults(func=_cmd_fleet_search)
 
     p = sub.add_parser(
         "demo",

@@ -59,11 +59,14 @@ def fleet_for_eval(fleet: str | Path | FleetConfig, days: float | None = None) -
 
 
 def run_fleet_policy(
-    policy: Policy, fleet: FleetConfig, seeds: Sequence[int]
+    policy: Policy,
+    fleet: FleetConfig,
+    seeds: Sequence[int],
+    env: MegapodFleetEnv | None = None,
 ) -> list[dict[str, Any]]:
     """One full episode of ``policy`` on the centralized fleet env per seed; a summary row each
-    (profit, per-site profit, fleet KPIs)."""
-    env = MegapodFleetEnv(fleet)
+    (profit, per-site profit, fleet KPIs). ``env``: an env of ``fleet`` to reuse."""
+    env = env if env is not None else MegapodFleetEnv(fleet)
     rows = []
     for seed in seeds:
         obs, _ = env.reset(seed=int(seed))

@@ -97,6 +97,11 @@ class GlobalGreedy(FleetRulePolicy):
     rebalance = 0.1
 
     def act(self, obs: np.ndarray) -> np.ndarray:
+        frac, weight = self.plan(obs)
+        return self.action(frac, weight, self.rebalance)
+
+    def plan(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(IT fraction ``[K]``, share weights ``[K]``) of the rule for one observation."""
         fill = self.fill_frac(obs)
         price = self.feature(obs, "price_usd_per_kwh")
         outage = self.feature(obs, "outage") > 0.5
@@ -109,7 +114,7 @@ class GlobalGreedy(FleetRulePolicy):
         placed_h = self.feature(obs, "training_backlog_h")
         need = np.clip(placed_h / self.dt_h, 0.0, 1.0) ** (1.0 / self.train_exp)
         frac = np.minimum(fill, np.where(placed_h > 1e-6, np.maximum(need, self.floor), self.floor))
-        return self.action(frac, weight, self.rebalance)
+        return frac, weight
 
 
 FLEET_BASELINES: dict[str, type[FleetRulePolicy]] = {

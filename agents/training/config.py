@@ -69,18 +69,17 @@ class EvalSettings(BaseModel):
     with_oracle: bool = True  # solve the hindsight optimum once so the normalized score is logged
 
 
-class SearchSettings(BaseModel):
-    """Policy search on the cloned actor after cloning and DAgger: augmented random search with
-    common random numbers (see :mod:`agents.training.policy_search`).
+class ArsSettings(BaseModel):
+    """Augmented random search with common random numbers (see
+    :mod:`agents.training.policy_search`).
 
-    Each of ``iterations`` iterations plays 2 x ``directions`` perturbed actors (parameter noise
-    ``noise_std``) on the same ``days`` training days and steps by ``step_size`` along the ``top``
-    best directions (None: all); every ``select_every`` iterations the actor is scored on the
-    selection days and the best one (the clone included) is kept.
+    Each of ``iterations`` iterations plays 2 x ``directions`` perturbed parameter vectors
+    (parameter noise ``noise_std``) on the same ``days`` training days and steps by ``step_size``
+    along the ``top`` best directions (None: all); every ``select_every`` iterations the
+    parameters are scored on the selection days and the best ones (the start included) are kept.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    layers: Literal["head", "actor"] = "head"
     iterations: int = Field(40, ge=1, le=10_000)
     directions: int = Field(16, ge=1, le=1024)
     top: int | None = Field(8, ge=1, le=1024)
@@ -90,12 +89,19 @@ class SearchSettings(BaseModel):
     select_every: int = Field(5, ge=1, le=10_000)
 
     @model_validator(mode="after")
-    def _top_fits(self) -> SearchSettings:
+    def _top_fits(self) -> ArsSettings:
         if self.top is not None and self.top > self.directions:
             raise ValueError(
                 f"search.top must be <= search.directions ({self.directions}) (got {self.top})"
             )
         return self
+
+
+class SearchSettings(ArsSettings):
+    """Policy search on the cloned actor after cloning and DAgger (:class:`ArsSettings`) on the
+    actor's output layer (``layers: head``) or every actor parameter (``actor``)."""
+
+    layers: Literal["head", "actor"] = "head"
 
 
 class PretrainSettings(BaseModel):

@@ -26,6 +26,7 @@ measured better choice on the default site); ``layers: actor`` every actor param
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -125,41 +126,44 @@ def day_profits(
     )
 
 
-def search_actor(
-    model: Any,
+def ars_search(
+    theta: np.ndarray,
+    day_profits_of: Callable[[np.ndarray, list[int]], np.ndarray],
     settings: Any,
-    scenario: ScenarioConfig,
-    seed: int = 0,
+    rng: np.random.Generator,
     progress: bool = True,
+    desc: str = "policy search",
 ) -> dict[str, Any]:
-    """ARS on ``model``'s actor (see the module docstring); leaves the selected parameters in the
-    model and returns what was measured (for ``pretrain.json``)."""
-    import torch
-    from torch.nn.utils import parameters_to_vector, vector_to_parameters
+    """ARS with common random numbers from ``theta`` (see the module docstring).
+
+    ``day_profits_of(thetas [P, n], days)`` returns the ``[P, len(days)]`` profit of every
+    parameter vector on every day; ``settings`` carries the fields of
+    :class:`~agents.training.config.ArsSettings`. Returns the selected parameters
+    (``"theta"``) and what was measured: the selection-day profit before and after, the selected
+    iteration and the curve.
+    """
     from tqdm.auto import tqdm
 
-    params = searched_parameters(model, settings.layers)
-    theta = parameters_to_vector(params).detach().double().numpy().copy()
-    rng = np.random.default_rng([seed, 0xA125])
+    theta = np.asarray(theta, dtype=np.float64).copy()
     select_days = selection_seeds(N_SELECT_DAYS)
     top = settings.top or settings.directions
 
     def select_profit(th: np.ndarray) -> float:
-        return float(day_profits(model, params, th[None], scenario, select_days).mean())
+        return float(day_profits_of(th[None], select_days).mean())
 
     t0 = time.time()
     best_theta, best_profit, best_iteration = theta.copy(), select_profit(theta), 0
     curve = [{"iteration": 0, "selection_profit_usd": best_profit, "seconds": time.time() - t0}]
     start_profit = best_profit
     for it in tqdm(
-        range(1, settings.iterations + 1), desc="policy search", disable=not progress, mininterval=2
+        range(1, settings.iterations + 1), desc=desc, disable=not progress, mininterval=2
     ):
         days = rng.integers(0, DEMO_SEED_BASE, settings.days).tolist()
         deltas = rng.standard_normal((settings.directions, theta.size))
         thetas = np.concatenate(
             [theta + settings.noise_std * deltas, theta - settings.noise_std * deltas]
         )
-        returns = day_profits(model, params, thetas, scenario, days).mean(axis=1)
+        returns = day_profits_of(thetas, days).mean(axis=1)
         plus, minus = returns[: settings.directions], returns[settings.directions :]
         best_dirs = np.argsort(-np.maximum(plus, minus))[:top]
         sigma = float(np.std(np.concatenate([plus[best_dirs], minus[best_dirs]])))
@@ -173,10 +177,8 @@ def search_actor(
             )
             if profit > best_profit:
                 best_theta, best_profit, best_iteration = theta.copy(), profit, it
-    with torch.no_grad():
-        vector_to_parameters(torch.as_tensor(best_theta, dtype=torch.float32), params)
     return {
-        "layers": settings.layers,
+        "theta": best_theta,
         "parameters": int(theta.size),
         "selection_days": N_SELECT_DAYS,
         "selection_profit_usd_before": start_profit,
@@ -185,3 +187,30 @@ def search_actor(
         "curve": curve,
         "search_seconds": time.time() - t0,
     }
+
+
+def search_actor(
+    model: Any,
+    settings: Any,
+    scenario: ScenarioConfig,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """ARS on ``model``'s actor (see the module docstring); leaves the selected parameters in the
+    model and returns what was measured (for ``pretrain.json``)."""
+    import torch
+    from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+    params = searched_parameters(model, settings.layers)
+    theta = parameters_to_vector(params).detach().double().numpy().copy()
+    info = ars_search(
+        theta,
+        lambda thetas, days: day_profits(model, params, thetas, scenario, days),
+        settings,
+        np.random.default_rng([seed, 0xA125]),
+        progress,
+    )
+    best_theta = info.pop("theta")
+    with torch.no_grad():
+        vector_to_parameters(torch.as_tensor(best_theta, dtype=torch.float32), params)
+    return {"layers": settings.layers, **info}
