@@ -34,7 +34,9 @@ def main() -> None:
         f"# Trained agent against MPC, paired over the test days ({time.strftime('%Y-%m-%d')})",
         "",
         f"Command: `python experiments/paired_gap.py --config {args.config} --scenarios "
-        f"{' '.join(args.scenarios)}` (after `experiments/learning_table.py`).  ",
+        f"{' '.join(args.scenarios)}"
+        + (f" --out experiments/{args.out.name}" if args.out else "")
+        + "` (after `experiments/learning_table.py`).  ",
         "Normalized-score difference agent − MPC on the table's test days, 95 % percentile "
         "bootstrap CI over days (2,000 resamples, paired: the same days for every policy).",
         "",
