@@ -98,6 +98,8 @@ GENERATORS = {
     "learning-table-search-long-d": results("results_learning_search-long_d_*.md"),
     "learning-table-search-long-e": results("results_learning_search-long_e_*.md"),
     "paired-gap-search-long-more": results("results_paired_gap_ppo-search-long_more_*.md"),
+    "learning-table-search-busy": results("results_learning_search-busy_*.md"),
+    "paired-gap-search-busy": results("results_paired_gap_ppo-search-busy_*.md"),
     "learning-levers-search-long": results("results_learning_levers_search-long_*.md"),
     "search-variants-urban": results("results_search_variants_urban_*.md"),
     "search-variants-demand-charge": results("results_search_variants_demand-charge_*.md"),
