@@ -168,12 +168,13 @@ def resume_conflicts(saved: TrainConfig, args: argparse.Namespace) -> None:
 
 
 def _cmd_fleet_search(args: argparse.Namespace) -> int:
+    from agents.policies.fleet_battery import POLICY_FILE
     from agents.training.fleet_search import FleetSearchSettings, train_fleet_battery
 
     fields = {"iterations": args.iterations, "n_jobs": args.n_jobs}
     settings = FleetSearchSettings(**{k: v for k, v in fields.items() if v is not None})
     out = Path(args.out or f"runs/fleet-search-{Path(args.fleet).stem}-s{args.seed}")
-    if (out / "fleet_policy.npz").exists():
+    if (out / POLICY_FILE).exists():
         raise ValueError(f"{out} already holds a trained fleet policy: choose another --out")
     record = train_fleet_battery(args.fleet, settings, out, seed=args.seed)
     print(

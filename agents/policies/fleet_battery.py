@@ -11,8 +11,8 @@ Why not a residual on compute and shares as well: measured on 16 training days o
 ``tri-tz-3site`` (``experiments/fleet_levers.py``), lowering global-greedy's compute action by 0.02
 costs ~$24k a day (where global-greedy sits at the cap floor, any cut pauses compute), and share
 corrections move the fleet's profit by more noise than signal, while a battery that charges below
-the day's mean price and discharges above it gains a steady ~$0.9k a day. A random search over
-all three drowned the battery's signal in that noise and gained nothing on test days.
+the day's mean price and discharges above it gains a steady ~$0.9k a day
+(``experiments/results_fleet_levers_2026-12-05.md``).
 
 The same weights serve any number of sites (``tri-tz-3site`` and ``fleet-20site`` alike; a site's
 features carry its own scale), and ``w = 0`` is exactly global-greedy, so training starts from the
