@@ -28,7 +28,7 @@ import numpy as np
 
 from agents.policies.fleet_rules import FleetPolicyContext, GlobalGreedy
 
-N_RESIDUALS = 1  # the battery action
+N_OUTPUTS = 1  # the battery action
 POLICY_FILE = "fleet_policy.npz"
 
 
@@ -49,10 +49,10 @@ class LearnedBatteryGlobalGreedy(GlobalGreedy):
         self.n_site_features = self.iface.site_obs_size
         n_in = n_inputs(self.iface.site_obs_size, self.iface.global_obs_size)
         if self.weights is None:
-            self.weights = np.zeros((n_in, N_RESIDUALS))
-        if self.weights.shape != (n_in, N_RESIDUALS):
+            self.weights = np.zeros((n_in, N_OUTPUTS))
+        if self.weights.shape != (n_in, N_OUTPUTS):
             raise ValueError(
-                f"battery weights must have shape ({n_in}, {N_RESIDUALS}) for this fleet's "
+                f"battery weights must have shape ({n_in}, {N_OUTPUTS}) for this fleet's "
                 f"observation; got {self.weights.shape}"
             )
 

@@ -2,9 +2,9 @@
 :class:`agents.policies.fleet_battery.LearnedBatteryGlobalGreedy` adds to ``global-greedy``.
 
 Why not PPO: on the centralized fleet env PPO scored below ``global-greedy`` on both presets
-(−2.1 / −39.8 against 8.4 / 37.8; ``experiments/results_fleet_2026-11-27.md``). Here the policy *is* global-greedy at the start (the battery
-weights are zero), one linear map is shared by every site, and the search is the one that lifts
-the single-site clones (:func:`agents.training.policy_search.ars_search`): each iteration plays
+(−2.1 / −39.8 against 8.4 / 37.8; ``experiments/results_fleet_2026-11-27.md``). Here the policy
+*is* global-greedy at the start (the battery weights are zero), one linear map is shared by every
+site, and the search is the one that lifts the single-site clones (:func:`agents.training.policy_search.ars_search`): each iteration plays
 2 x ``directions`` perturbed weight sets on the same ``days`` training fleet days (seeds below
 5,000), so the day-to-day noise cancels in their differences; every ``select_every`` iterations
 the weights play the 32 selection days (seeds from 8,000) and the best, the zero weights
@@ -25,7 +25,7 @@ from pydantic import Field
 
 from agents.evaluation.fleet import fleet_for_eval, run_fleet_policy
 from agents.policies.fleet_battery import (
-    N_RESIDUALS,
+    N_OUTPUTS,
     LearnedBatteryGlobalGreedy,
     n_inputs,
     save_learned_battery,
@@ -52,15 +52,15 @@ class FleetSearchSettings(ArsSettings):
     n_jobs: int = Field(1, ge=1, le=64)
 
 
-_ENVS: dict[str, tuple[FleetConfig, MegapodFleetEnv]] = {}
+_ENVS: dict[str, MegapodFleetEnv] = {}
 
 
 def _env(fleet: FleetConfig) -> MegapodFleetEnv:
     """This process's env of ``fleet`` (built once per process)."""
     key = fleet.model_dump_json()
     if key not in _ENVS:
-        _ENVS[key] = (fleet, MegapodFleetEnv(fleet))
-    return _ENVS[key][1]
+        _ENVS[key] = MegapodFleetEnv(fleet)
+    return _ENVS[key]
 
 
 def battery_day_profits(fleet: FleetConfig, thetas: np.ndarray, days: Sequence[int]) -> np.ndarray:
@@ -69,7 +69,7 @@ def battery_day_profits(fleet: FleetConfig, thetas: np.ndarray, days: Sequence[i
     n_in = n_inputs(env.interface.site_obs_size, env.interface.global_obs_size)
     out = np.empty((len(thetas), len(days)))
     for i, theta in enumerate(np.asarray(thetas, dtype=np.float64)):
-        policy = LearnedBatteryGlobalGreedy(theta.reshape(n_in, N_RESIDUALS))
+        policy = LearnedBatteryGlobalGreedy(theta.reshape(n_in, N_OUTPUTS))
         rows = run_fleet_policy(policy, fleet, days, env=env)
         out[i] = [r["profit_usd"] for r in rows]
     return out
@@ -93,18 +93,18 @@ def train_fleet_battery(
     pool = ProcessPoolExecutor(settings.n_jobs) if settings.n_jobs > 1 else None
     try:
 
-        def day_profits_of(thetas: np.ndarray, days: list[int]) -> np.ndarray:
+        def day_profits_of(thetas: np.ndarray, seeds: list[int]) -> np.ndarray:
             if pool is None:
-                return battery_day_profits(cfg, thetas, days)
+                return battery_day_profits(cfg, thetas, seeds)
             chunks = np.array_split(np.arange(len(thetas)), min(settings.n_jobs, len(thetas)))
             parts = pool.map(
                 battery_day_profits, [cfg] * len(chunks), [thetas[c] for c in chunks],
-                [days] * len(chunks),
+                [seeds] * len(chunks),
             )  # fmt: skip
             return np.concatenate(list(parts))
 
         info = ars_search(
-            np.zeros(n_in * N_RESIDUALS),
+            np.zeros(n_in * N_OUTPUTS),
             day_profits_of,
             settings,
             np.random.default_rng([seed, 0xF1EE7]),
@@ -114,7 +114,7 @@ def train_fleet_battery(
     finally:
         if pool is not None:
             pool.shutdown()
-    weights = info.pop("theta").reshape(n_in, N_RESIDUALS)
+    weights = info.pop("theta").reshape(n_in, N_OUTPUTS)
     record = {
         "fleet": cfg.name,
         "seed": seed,

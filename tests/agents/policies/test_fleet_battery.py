@@ -8,7 +8,7 @@ import pytest
 from agents.evaluation.fleet import fleet_for_eval, run_fleet_policy
 from agents.evaluation.rollout import eval_seeds
 from agents.policies.fleet_battery import (
-    N_RESIDUALS,
+    N_OUTPUTS,
     LearnedBatteryGlobalGreedy,
     is_learned_battery_run,
     load_learned_battery,
@@ -51,7 +51,7 @@ def test_one_weight_set_serves_fleets_of_any_size_and_drives_only_the_batteries(
     env3 = MegapodFleetEnv(fleet_for_eval("tri-tz-3site", 0.25))
     env20 = MegapodFleetEnv(fleet_for_eval("fleet-20site", 0.25))
     assert _n_in(env3) == _n_in(env20)
-    w = np.zeros((_n_in(env3), N_RESIDUALS))
+    w = np.zeros((_n_in(env3), N_OUTPUTS))
     price = env3.interface.site_feature_names.index("price_usd_per_kwh")
     w[price, 0], w[-1, 0] = 2.0, -0.1  # dearer power: discharge
     for env in (env3, env20):
