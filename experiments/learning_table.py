@@ -11,8 +11,16 @@ model) as mean ± 95 % CI over the training seeds, the wall-clock time of a run 
 Writes ``experiments/results_learning_<date>.{md,csv}`` after every finished run, so a partial
 table survives an interrupted session. Run folders go to ``--runs`` (not committed).
 
+Seeds trained in separate processes (``--seeds 1`` and ``--seeds 2`` side by side, each with its
+own ``--out``) join one table with ``--merge``: the per-seed rows of earlier result CSVs of the
+same config and test days are added to this run's. Rules and MPC are deterministic given the
+days, so their scores in the merged files must agree (to 0.05 points) with this run's, else the
+merge is refused.
+
     python experiments/learning_table.py                       # all site scenarios, 3 seeds
     python experiments/learning_table.py --scenarios urban-12stall-bev --seeds 0 1 2
+    python experiments/learning_table.py --scenarios highway-64stall --seeds 2 \
+        --merge experiments/results_learning_a.csv experiments/results_learning_b.csv
 """
 
 from __future__ import annotations
@@ -114,6 +122,56 @@ def run_scenario(
     return rows
 
 
+REFERENCE_TOLERANCE = 0.05  # normalized-score points
+
+
+def merge_rows(results: list[dict], paths: list[Path], pending: tuple[str, ...] = ()) -> list[dict]:
+    """``results`` plus the per-seed rows of earlier result CSVs ``paths`` (seeds already in
+    ``results`` are not added twice). Every merged row must match a scenario of ``results`` with
+    the same config and test days, and its rule and MPC scores must agree with that scenario's
+    to :data:`REFERENCE_TOLERANCE`; otherwise ``ValueError`` names the file, the row and the field.
+    Rows of ``pending`` scenarios (still to run) are left for a later call."""
+    ref = {r["scenario"]: r for r in results}
+    seen = {(r["scenario"], int(r["seed"])) for r in results}
+    merged = list(results)
+    for path in paths:
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        if not rows:
+            raise ValueError(f"--merge {path}: no rows")
+        for i, row in enumerate(rows):
+            where = f"--merge {path} row {i + 1} (scenario {row.get('scenario')}, seed {row.get('seed')})"
+            base = ref.get(row["scenario"])
+            if base is None and row["scenario"] in pending:
+                continue
+            if base is None:
+                raise ValueError(f"{where}: scenario not in this run's --scenarios {sorted(ref)}")
+            for key in ("config", "test_days"):
+                if str(row[key]) != str(base[key]):
+                    raise ValueError(f"{where}: {key} is {row[key]!r}, this run's is {base[key]!r}")
+            for name in (*RULES, "mpc"):
+                key = f"score_{name}"
+                if abs(float(row[key]) - float(base[key])) > REFERENCE_TOLERANCE:
+                    raise ValueError(
+                        f"{where}: {key} = {float(row[key]):.3f} differs from this run's "
+                        f"{float(base[key]):.3f} by more than {REFERENCE_TOLERANCE} points "
+                        "(different days or code)"
+                    )
+            if (row["scenario"], int(row["seed"])) in seen:
+                continue
+            seen.add((row["scenario"], int(row["seed"])))
+            typed: dict = {}
+            for key, value in row.items():
+                if key in ("scenario", "config", "expert", "best_rule_on_validation"):
+                    typed[key] = value
+                elif key in ("seed", "test_days"):
+                    typed[key] = int(value)
+                else:
+                    typed[key] = float(value) if value != "" else float("nan")
+            merged.append(typed)
+    return sorted(merged, key=lambda r: (list(ref).index(r["scenario"]), r["seed"]))
+
+
 def fmt(values: list[float]) -> str:
     m, h = mean_ci(np.asarray(values))
     return f"{m:.1f}" if not np.isfinite(h) else f"{m:.1f} ± {h:.1f}"
@@ -168,6 +226,13 @@ def main() -> None:
     ap.add_argument("--test-days", type=int, default=30)
     ap.add_argument("--runs", type=Path, default=HERE / "runs")
     ap.add_argument("--out", type=Path, default=None, help="result file stem")
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        default=[],
+        help="result CSVs of other seeds of the same config and test days to join to the table",
+    )
     args = ap.parse_args()
     scenarios = args.scenarios or [s for s in scenario_names() if not s.startswith("fleet")]
     stem = args.out or HERE / f"results_learning_{time.strftime('%Y-%m-%d')}"
@@ -177,11 +242,24 @@ def main() -> None:
         f"python experiments/learning_table.py --scenarios {' '.join(scenarios)} "
         f"--seeds {' '.join(map(str, args.seeds))} --test-days {args.test_days} --config {shown}"
         + (f" --out {args.out}" if args.out else "")
+        + (f" --merge {' '.join(map(str, args.merge))}" if args.merge else "")
     )
+    for path in args.merge:  # fail before hours of training, not after
+        if not path.is_file():
+            ap.error(f"--merge {path}: no such file")
+        with path.open(newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("scenario") not in scenarios or row.get("config") != args.config.stem:
+                    ap.error(
+                        f"--merge {path}: row (scenario {row.get('scenario')}, config "
+                        f"{row.get('config')}) is not one of --scenarios {scenarios} with "
+                        f"config {args.config.stem}"
+                    )
     results: list[dict] = []
-    for scenario in scenarios:
+    for i, scenario in enumerate(scenarios):
         results += run_scenario(args.config, scenario, args.seeds, args.test_days, args.runs)
-        write(results, stem, command)
+        table = merge_rows(results, args.merge, tuple(scenarios[i + 1 :])) if args.merge else results
+        write(table, stem, command)
         print(f"{scenario}: done ({time.strftime('%H:%M:%S')})", flush=True)
 
 

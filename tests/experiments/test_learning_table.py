@@ -1,0 +1,81 @@
+"""The experiments table joins seeds trained in separate processes only when their days agree."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location(
+        "learning_table", ROOT / "experiments" / "learning_table.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(mod)
+    return mod
+
+
+lt = _module()
+
+
+def _row(seed: int, trained: float, mpc: float = 80.0, scenario: str = "s1") -> dict:
+    return {
+        "scenario": scenario,
+        "seed": seed,
+        "config": "ppo-x",
+        "test_days": 30,
+        "expert": "mpc",
+        **{f"score_{n}": 10.0 + i for i, n in enumerate(lt.RULES)},
+        "score_mpc": mpc,
+        "score_trained_best": trained,
+        "score_trained_final": trained - 1.0,
+        "best_rule_on_validation": "tuned-rule",
+        "run_wall_seconds": 100.0,
+        "train_seconds": 50.0,
+        "pretrain_seconds": 10.0,
+        "search_seconds": 5.0,
+        "steps_to_beat_best_rule": 0.0,
+        "seconds_to_beat_best_rule": float("nan"),
+    }
+
+
+def _csv(path: Path, rows: list[dict]) -> Path:
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def test_merge_adds_other_seeds_once_and_in_order(tmp_path: Path) -> None:
+    earlier = _csv(tmp_path / "a.csv", [_row(0, 85.0), _row(2, 87.0)])
+    merged = lt.merge_rows([_row(1, 86.0)], [earlier, earlier])
+    assert [r["seed"] for r in merged] == [0, 1, 2]
+    assert [r["score_trained_best"] for r in merged] == [85.0, 86.0, 87.0]
+    assert math.isnan(merged[0]["seconds_to_beat_best_rule"])
+    lt.write(merged, tmp_path / "table", "cmd")
+    md = (tmp_path / "table.md").read_text()
+    assert "| 86.0 ± 2.5 |" in md and "| 3 |" in md  # mean ± t-CI over the three seeds
+
+
+def test_merge_refuses_rows_from_other_days(tmp_path: Path) -> None:
+    other = _csv(tmp_path / "b.csv", [_row(0, 85.0, mpc=81.0)])
+    with pytest.raises(ValueError, match="score_mpc .* differs"):
+        lt.merge_rows([_row(1, 86.0)], [other])
+    wrong_config = _csv(tmp_path / "c.csv", [{**_row(0, 85.0), "config": "ppo-y"}])
+    with pytest.raises(ValueError, match="config is 'ppo-y'"):
+        lt.merge_rows([_row(1, 86.0)], [wrong_config])
+
+
+def test_merge_leaves_pending_scenarios_for_later(tmp_path: Path) -> None:
+    both = _csv(tmp_path / "d.csv", [_row(0, 85.0), _row(0, 50.0, scenario="s2")])
+    assert len(lt.merge_rows([_row(1, 86.0)], [both], pending=("s2",))) == 2
+    with pytest.raises(ValueError, match="scenario not in this run"):
+        lt.merge_rows([_row(1, 86.0)], [both])
