@@ -238,8 +238,6 @@ class TrainConfig(BaseModel):
     @model_validator(mode="after")
     def _pretrain_and_day_end(self) -> TrainConfig:
         if self.pretrain is not None:
-            if self.algo == "recurrent_ppo":
-                raise ValueError("pretrain: behaviour cloning supports ppo, a2c, sac and td3")
             norm_obs = (
                 self.normalize.get("norm_obs", True)
                 if isinstance(self.normalize, dict)
@@ -258,9 +256,23 @@ class TrainConfig(BaseModel):
             raise ValueError("day_end: terminate is supported with vec_env: native only")
         return self
 
-    def algo_kwargs(self) -> dict[str, Any]:
-        """Hyperparameters as the algorithm takes them (schedules and activations resolved)."""
+    def algo_kwargs(self, action_dim: int = 1) -> dict[str, Any]:
+        """Hyperparameters as the algorithm takes them (schedules, activations and the action noise
+        resolved; ``action_dim``: the env's action size, for the noise's shape)."""
         kw = dict(self.hyperparams)
+        if "action_noise" in kw:  # sigma of independent Gaussian noise on every action dimension
+            import numpy as np
+            from stable_baselines3.common.noise import NormalActionNoise
+
+            sigma = kw["action_noise"]
+            if isinstance(sigma, bool) or not isinstance(sigma, (int, float)):
+                raise TrainConfigError(
+                    f"action_noise: must be a number in [0, 1], the noise's standard deviation "
+                    f"(got {sigma!r})"
+                )
+            kw["action_noise"] = NormalActionNoise(
+                np.zeros(action_dim), np.full(action_dim, float(sigma))
+            )
         for key in ("learning_rate", "clip_range"):
             if isinstance(kw.get(key), str):
                 kw[key] = linear_schedule(kw[key], key)
@@ -311,6 +323,7 @@ HYPERPARAM_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "learning_starts": (0, 1e10, True, True),
     "gradient_steps": (-1, 1e6, True, True),
     "policy_delay": (1, 1e4, True, True),
+    "action_noise": (0.0, 1.0, True, False),  # SAC/TD3: std of Gaussian exploration noise
 }
 
 

@@ -46,7 +46,10 @@ CACHE_VERSION = 1
 
 @dataclass(frozen=True)
 class Demonstrations:
-    """Expert transitions: ``obs [N, F]`` (encoded) and clean expert ``actions [N, A]`` in [-1, 1]."""
+    """Expert transitions: ``obs [N, F]`` (encoded) and clean expert ``actions [N, A]`` in [-1, 1].
+
+    Rows are whole days in order: day ``i`` (seed ``seeds[i]``) fills rows
+    ``i * steps_per_day`` to ``(i + 1) * steps_per_day - 1``."""
 
     obs: np.ndarray
     actions: np.ndarray
@@ -56,6 +59,14 @@ class Demonstrations:
 
     def __len__(self) -> int:
         return int(self.obs.shape[0])
+
+    @property
+    def steps_per_day(self) -> int:
+        """Steps of each day (rows / days)."""
+        n_days = len(self.seeds)
+        if n_days == 0 or len(self) % n_days:
+            raise ValueError(f"{len(self)} rows do not split into {n_days} whole days")
+        return len(self) // n_days
 
 
 def cache_dir() -> Path:
@@ -180,21 +191,32 @@ def _collect(
 
 class ActorExecutor:
     """The deterministic action of an SB3 model's actor as a picklable policy (for worker
-    processes): a CPU copy of the policy network, one torch thread per process."""
+    processes): a CPU copy of the policy network, one torch thread per process. A recurrent
+    actor's LSTM state starts afresh at :meth:`reset` (a day's first step) and runs through the day."""
 
     def __init__(self, model: Any) -> None:
         import copy
 
         self.policy = copy.deepcopy(model.policy).to("cpu")
+        self._state: Any = None
+        self._start = True
 
     def reset(self, context: PolicyContext) -> None:
         import torch
 
         torch.set_num_threads(1)
+        self._state, self._start = None, True
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         # the policy's observation space is the model's (privileged features padded, never read)
-        action, _ = self.policy.predict(actor_obs(self.policy, obs), deterministic=True)
+        x = actor_obs(self.policy, obs)
+        action, self._state = self.policy.predict(
+            x,
+            state=self._state,
+            episode_start=np.full(x.shape[0], self._start),
+            deterministic=True,
+        )
+        self._start = False
         return np.asarray(action, dtype=np.float32)
 
 

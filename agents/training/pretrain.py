@@ -30,7 +30,11 @@ import numpy as np
 
 from agents.evaluation.rollout import N_SELECT_DAYS, run_policy, selection_seeds
 from agents.policies.trained import TrainedPolicy
-from agents.training.behaviour_cloning import clone_actor, imitation_mse
+from agents.training.behaviour_cloning import (
+    clone_actor,
+    imitation_mse,
+    set_sac_exploration_std,
+)
 from agents.training.demonstrations import (
     ActorExecutor,
     Demonstrations,
@@ -97,6 +101,8 @@ def pretrain(
         model.policy.load_state_dict(best_state)
     chosen = results[best_name]
     rounds = dagger(model, settings, scenario, best_name, data[best_name], seed, progress)
+    if settings.noise_std > 0.0:  # SAC explores at the demonstrations' noise level at first
+        set_sac_exploration_std(model, settings.noise_std)
     return {
         "expert": best_name,
         "candidates": results,
@@ -121,7 +127,7 @@ def dagger(
     docstring); returns per round the learner's mean profit on its clean days, the data size and
     the times. The rounds' data are not cached: they depend on the learner."""
     rounds: list[dict[str, Any]] = []
-    obs, actions = [demos.obs], [demos.actions]
+    obs, actions, seeds = [demos.obs], [demos.actions], list(demos.seeds)
     for r in range(settings.dagger_rounds):
         t0 = time.time()
         new = collect_demonstrations(
@@ -138,9 +144,10 @@ def dagger(
         )
         obs.append(new.obs)
         actions.append(new.actions)
+        seeds += new.seeds
         t1 = time.time()
         merged = Demonstrations(
-            np.concatenate(obs), np.concatenate(actions), expert, (), float("nan")
+            np.concatenate(obs), np.concatenate(actions), expert, tuple(seeds), float("nan")
         )
         losses = clone_actor(
             model,

@@ -233,7 +233,8 @@ def _train(
             from agents.training.asymmetric import AsymmetricActorCriticPolicy
 
             policy = AsymmetricActorCriticPolicy
-        model = Algo(policy, env, seed=cfg.seed, device=cfg.device, verbose=0, **cfg.algo_kwargs())
+        kwargs = cfg.algo_kwargs(action_dim=int(np.prod(env.action_space.shape)))
+        model = Algo(policy, env, seed=cfg.seed, device=cfg.device, verbose=0, **kwargs)
         if cfg.pretrain is not None:
             pretrain_model(model, cfg, scenario, out, progress)
     model.set_logger(tensorboard_logger(out / "tb", start_steps))

@@ -16,6 +16,7 @@ from agents.evaluation.rollout import (
 from agents.policies.registry import make_policy
 from agents.policies.trained import TrainedPolicy
 from agents.training.behaviour_cloning import (
+    actor_action,
     actor_parameters,
     clone_actor,
     imitation_mse,
@@ -109,6 +110,56 @@ def test_cloning_reproduces_a_simple_expert(config, tou_demos) -> None:
     expert_vs_greedy = abs(sum(e["profit_usd"] - g["profit_usd"] for e, g in zip(expert, greedy)))
     assert expert_vs_greedy > 100.0
     assert to_expert < 0.2 * expert_vs_greedy
+
+
+def _recurrent_ppo(config):
+    from sb3_contrib import RecurrentPPO
+
+    env = NativeSB3VecEnv(2, config)
+    return RecurrentPPO(
+        "MlpLstmPolicy",
+        env,
+        n_steps=72,
+        batch_size=72,
+        n_epochs=1,
+        seed=0,
+        device="cpu",
+        policy_kwargs={"net_arch": [32], "lstm_hidden_size": 16, "log_std_init": -2.0},
+    )
+
+
+def test_recurrent_cloning_runs_the_lstm_through_each_day_as_the_policy_does(
+    config, tou_demos
+) -> None:
+    import torch
+
+    model = _recurrent_ppo(config)
+    T = tou_demos.steps_per_day
+    assert T == 72 and len(tou_demos.seeds) * T == len(tou_demos)
+    before = imitation_mse(model, tou_demos)
+    losses = clone_actor(model, tou_demos, epochs=40, batch_size=2 * T, progress=False)
+    assert losses[-1] < 0.3 * losses[0] and imitation_mse(model, tou_demos) < 0.3 * before
+    # training-time path (whole days through the LSTM) == run-time path (one step at a time,
+    # the state carried, reset at the day's first step), also for the DAgger executor
+    from agents.training.demonstrations import ActorExecutor
+
+    days = tou_demos.obs[: 2 * T].reshape(2, T, -1)
+    with torch.no_grad():
+        batch = actor_action(model, torch.as_tensor(tou_demos.obs[: 2 * T]), n_seq=2).numpy()
+    policy, executor = TrainedPolicy(model, None), ActorExecutor(model)
+    policy._state, policy._starts = None, np.ones(2, dtype=bool)
+    executor._state, executor._start = None, True
+    stepped = np.stack([policy.act(days[:, t]) for t in range(T)], axis=1)
+    executed = np.stack([executor.act(days[:, t]) for t in range(T)], axis=1)
+    np.testing.assert_allclose(stepped, np.clip(batch.reshape(2, T, -1), -1, 1), atol=1e-5)
+    np.testing.assert_allclose(executed, stepped, atol=1e-6)
+    # the actor's output depends on the day so far: the same observation after a different
+    # history gives a different action
+    with torch.no_grad():
+        late = actor_action(model, torch.as_tensor(days[0, T // 2 :]), n_seq=1).numpy()
+    assert not np.allclose(late[0], batch.reshape(2, T, -1)[0, T // 2], atol=1e-4)
+    with pytest.raises(ValueError, match="n_seq"):
+        actor_action(model, torch.as_tensor(tou_demos.obs[:T]))
 
 
 def test_critic_warmup_leaves_the_actor_unchanged(config) -> None:
