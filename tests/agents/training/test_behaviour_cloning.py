@@ -203,6 +203,36 @@ def test_pretrain_config_validation() -> None:
         parse_train_config({**base, "pretrain": {"expert": "nope"}}, "t")
     with pytest.raises(TrainConfigError, match="day_end"):
         parse_train_config({**base, "vec_env": "dummy", "day_end": "terminate"}, "t")
+    recurrent = {**base, "algo": "recurrent_ppo", "policy": "MlpLstmPolicy"}
+    assert parse_train_config(recurrent, "t").pretrain.expert == "mpc"
+    with pytest.raises(TrainConfigError, match="search supports algo ppo and a2c"):
+        parse_train_config({**recurrent, "pretrain": {"expert": "mpc", "search": {}}}, "t")
+
+
+def test_action_noise_is_a_std_on_every_action_dimension() -> None:
+    base = {"algo": "td3", "normalize": False}
+    noise = parse_train_config({**base, "action_noise": 0.1}, "t").algo_kwargs(2)["action_noise"]
+    np.testing.assert_array_equal(noise._sigma, [0.1, 0.1])
+    for bad in (-0.1, 2.0, "big", True):
+        with pytest.raises(TrainConfigError, match="action_noise"):
+            parse_train_config({**base, "action_noise": bad}, "t")
+    with pytest.raises(TrainConfigError, match="action_noise"):
+        parse_train_config({"algo": "ppo", "action_noise": 0.1}, "t")  # PPO takes none
+
+
+def test_sac_exploration_starts_at_the_given_std(config) -> None:
+    import torch
+    from stable_baselines3 import SAC
+
+    from agents.training.behaviour_cloning import set_sac_exploration_std
+
+    model = SAC("MlpPolicy", NativeSB3VecEnv(1, config), seed=0, device="cpu")
+    obs = torch.as_tensor(np.random.default_rng(0).uniform(-1, 1, (4, 27)), dtype=torch.float32)
+    set_sac_exploration_std(model, 0.15)
+    _, log_std, _ = model.actor.get_action_dist_params(obs)
+    np.testing.assert_allclose(log_std.detach().numpy(), np.log(0.15), rtol=1e-6)
+    with pytest.raises(ValueError, match="std"):
+        set_sac_exploration_std(model, 0.0)
 
 
 @pytest.mark.slow
