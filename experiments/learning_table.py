@@ -258,7 +258,9 @@ def main() -> None:
     results: list[dict] = []
     for i, scenario in enumerate(scenarios):
         results += run_scenario(args.config, scenario, args.seeds, args.test_days, args.runs)
-        table = merge_rows(results, args.merge, tuple(scenarios[i + 1 :])) if args.merge else results
+        table = (
+            merge_rows(results, args.merge, tuple(scenarios[i + 1 :])) if args.merge else results
+        )
         write(table, stem, command)
         print(f"{scenario}: done ({time.strftime('%H:%M:%S')})", flush=True)
 

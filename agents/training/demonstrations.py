@@ -26,6 +26,7 @@ import functools
 import hashlib
 import json
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -290,7 +291,9 @@ def demonstrations(
     )
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        # a name of this process's own: runs started side by side may collect the same days, and
+        # a shared temporary file would be renamed away under the other writer
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.npz")
         np.savez_compressed(
             tmp,
             obs=demos.obs,

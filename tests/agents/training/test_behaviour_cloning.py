@@ -93,6 +93,28 @@ def test_cache_round_trip(config, tmp_path: Path, monkeypatch) -> None:
     assert second.profit_usd == pytest.approx(first.profit_usd)
 
 
+def test_cache_writers_side_by_side_do_not_collide(config, tmp_path: Path, monkeypatch) -> None:
+    """Two runs that miss the cache at once both write it: each through its own temporary file."""
+    import agents.training.demonstrations as demo_module
+
+    monkeypatch.setenv("MEGAPOD_CACHE", str(tmp_path))
+    written: list[str] = []
+    real_replace = demo_module.os.replace
+
+    def replace(src, dst):  # the other writer renames its file in before this one's lands
+        written.append(Path(src).name)
+        if len(written) == 1:
+            demonstrations(config, "greedy", n_days=2, progress=False, cache=True)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(demo_module.os, "replace", replace)
+    demonstrations(config, "greedy", n_days=2, progress=False)  # must not raise
+    assert len(written) == 2 and written[0] != written[1]
+    assert [p.name for p in (tmp_path / "demos").iterdir()] == [
+        Path(written[0]).name.split(".")[0] + ".npz"
+    ]
+
+
 def test_cloning_reproduces_a_simple_expert(config, tou_demos) -> None:
     model = _ppo(config)
     before = imitation_mse(model, tou_demos)
