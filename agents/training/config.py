@@ -133,6 +133,9 @@ class PretrainSettings(BaseModel):
     critic_warmup_lr: float | None = Field(3e-4, gt=0.0, le=1.0)
     # policy search on the clone after DAgger (agents/training/policy_search.py); None: none
     search: SearchSettings | None = None
+    # sac / td3: fine-tune with TD3+BC's actor loss, imitation of the teacher's demonstrations
+    # plus bc_alpha x the normalized Q term (agents/training/bc_regularized.py); None: plain
+    bc_alpha: float | None = Field(None, gt=0.0, le=1000.0)
 
     @field_validator("expert")
     @classmethod
@@ -250,11 +253,21 @@ class TrainConfig(BaseModel):
                 )
             if self.pretrain.search is not None and self.algo not in ("ppo", "a2c"):
                 raise ValueError(f"pretrain.search supports algo ppo and a2c (got {self.algo!r})")
+            if self.pretrain.bc_alpha is not None and self.algo not in ("sac", "td3"):
+                raise ValueError(f"pretrain.bc_alpha supports algo sac and td3 (got {self.algo!r})")
         if self.privileged_critic and (self.algo not in ("ppo", "a2c") or self.vec_env != "native"):
             raise ValueError("privileged_critic needs algo ppo or a2c and vec_env: native")
         if self.day_end == "terminate" and self.vec_env != "native":
             raise ValueError("day_end: terminate is supported with vec_env: native only")
         return self
+
+    def model_class(self) -> type:
+        """The algorithm's class: SB3's, or its TD3+BC variant with ``pretrain.bc_alpha``."""
+        if self.pretrain is not None and self.pretrain.bc_alpha is not None:
+            from agents.training.bc_regularized import BC_REGULARIZED
+
+            return BC_REGULARIZED[self.algo]
+        return algo_class(self.algo)
 
     def algo_kwargs(self, action_dim: int = 1) -> dict[str, Any]:
         """Hyperparameters as the algorithm takes them (schedules, activations and the action noise

@@ -20,6 +20,7 @@ demo`` and sweeps all call it.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from agents.training.config import TrainConfig, algo_class
+from agents.training.config import TrainConfig
 from agents.training.run_folder import checkpoints, save_model
 from agents.training.time_to_beat import time_to_beat
 from megapod_gym.config import load_scenario
@@ -197,7 +198,7 @@ def _train(
     t_start = time.time()
 
     env = make_train_env(cfg)
-    Algo = algo_class(cfg.algo)
+    Algo = cfg.model_class()
     start_steps = 0
     found = checkpoints(ckpt_dir) if resume else []
     if resume and not found:
@@ -237,6 +238,8 @@ def _train(
         model = Algo(policy, env, seed=cfg.seed, device=cfg.device, verbose=0, **kwargs)
         if cfg.pretrain is not None:
             pretrain_model(model, cfg, scenario, out, progress)
+    if cfg.pretrain is not None and cfg.pretrain.bc_alpha is not None:
+        attach_demonstrations(model, cfg, scenario, out, progress)
     model.set_logger(tensorboard_logger(out / "tb", start_steps))
 
     meta_path = out / "meta.json"
@@ -360,6 +363,36 @@ def load_checkpoint(
     if buffer.is_file() and hasattr(model, "load_replay_buffer"):
         model.load_replay_buffer(buffer)
     return model, env
+
+
+def attach_demonstrations(
+    model: Any, cfg: TrainConfig, scenario: Any, out: Path, progress: bool
+) -> None:
+    """Give a TD3+BC / SAC+BC model (``pretrain.bc_alpha``) the teacher's demonstrations it is
+    kept near: the chosen teacher's days (``pretrain.json``), from the demonstration cache (collected
+    again on a cache miss, e.g. when a run resumes on another machine)."""
+    from agents.training.demonstrations import demonstrations
+
+    p = cfg.pretrain
+    assert p is not None and p.bc_alpha is not None
+    info = out / "pretrain.json"
+    if not info.is_file():
+        raise FileNotFoundError(
+            f"{info} is missing: it names the teacher whose demonstrations TD3+BC needs"
+        )
+    expert = json.loads(info.read_text())["expert"]
+    demos = demonstrations(
+        scenario,
+        expert,
+        p.n_days,
+        p.noisy_frac,
+        p.noise_std,
+        jobs=os.cpu_count() or 1,
+        progress=progress,
+    )
+    from agents.policies.trained import actor_obs
+
+    model.set_demonstrations(actor_obs(model, demos.obs), demos.actions, p.bc_alpha)
 
 
 def pretrain_model(model: Any, cfg: TrainConfig, scenario: Any, out: Path, progress: bool) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -73,6 +74,25 @@ def test_resume_continues_the_step_counter_and_curves(tmp_path: Path) -> None:
     steps, _ = read_scalars(out)["eval/profit_usd"]
     assert steps.min() <= 256 < steps.max()  # one curve across both sessions
     assert len(list((out / "checkpoints").glob("model_*_steps.zip"))) >= 2
+
+
+@pytest.mark.parametrize("algo", ["td3", "recurrent_ppo"])
+def test_cloned_td3_bc_and_recurrent_runs_train_and_resume(
+    algo: str, tmp_path: Path, monkeypatch
+) -> None:
+    """Cloning then TD3+BC (its demonstrations reattached on resume) and cloning into an LSTM."""
+    monkeypatch.setenv("MEGAPOD_CACHE", str(tmp_path / "cache"))
+    pretrain = {"expert": "tou-arbitrage", "n_days": 2, "epochs": 2, "critic_warmup_steps": 128}
+    if algo == "td3":
+        pretrain["bc_alpha"] = 2.5
+    extra = {"normalize": {"norm_obs": False}, "pretrain": pretrain}
+    out = tmp_path / algo
+    train(tiny_cfg(algo, **extra), out, progress=False, final_benchmark=False)
+    assert json.loads((out / "pretrain.json").read_text())["expert"] == "tou-arbitrage"
+    more = tiny_cfg(algo, n_timesteps=512, **extra)
+    metrics = train(more, out, resume=True, progress=False, final_benchmark=False)
+    assert metrics["timesteps"] >= 512
+    assert np.isfinite(read_scalars(out)["eval/profit_usd"][1]).all()
 
 
 def test_saved_run_config_reloads_for_cli_resume(tmp_path: Path) -> None:
