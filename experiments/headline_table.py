@@ -1,9 +1,11 @@
 """README's headline table: every training config's experiments table side by side, per scenario.
 
 Reads the committed ``experiments/results_learning*_<date>.csv`` files named on the command line
-(one per training config) and prints one Markdown row per scenario: the best rule (fixed or
-tuned), MPC, each config's validation-selected agent (mean ± 95 % CI over training seeds)
-and the best config's gap to MPC.
+(rows of the same scenario and config join, so seeds trained into separate files pool) and prints
+one Markdown row per scenario: the best rule (fixed or tuned), MPC, each config's
+validation-selected agent (mean ± 95 % CI over training seeds; "(n = k)" below 3 seeds), with
+``--final`` also each config's final model, and the best config's gap to MPC. Files whose rule or
+MPC scores for a scenario disagree (other test days or code) are refused.
 
     python experiments/headline_table.py experiments/results_learning_2026-12-02.csv \\
         experiments/results_learning_dagger_2026-12-02.csv
@@ -21,21 +23,32 @@ import numpy as np
 from agents.evaluation.score import format_pm, mean_ci
 
 RULES = ("tou-arbitrage", "price-threshold", "peak-shaving", "tuned-rule")
+TOLERANCE = 0.05  # normalized-score points between tables' rule and MPC scores
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("tables", nargs="+", type=Path)
+    ap.add_argument("--final", action="store_true", help="also each config's final model")
     args = ap.parse_args()
     rows: dict[str, dict[str, list[dict[str, str]]]] = defaultdict(lambda: defaultdict(list))
     configs: list[str] = []
     for table in args.tables:
         with table.open() as fh:
             for r in csv.DictReader(fh):
+                for other in (x for xs in rows[r["scenario"]].values() for x in xs[:1]):
+                    for key in (*(f"score_{n}" for n in RULES), "score_mpc"):
+                        if abs(float(r[key]) - float(other[key])) > TOLERANCE:
+                            ap.error(
+                                f"{table}: {r['scenario']} {key} = {float(r[key]):.2f}, another "
+                                f"table has {float(other[key]):.2f} (different test days or code)"
+                            )
                 rows[r["scenario"]][r["config"]].append(r)
                 if r["config"] not in configs:
                     configs.append(r["config"])
-    head = ["scenario", "best rule", "MPC", *[f"{c} (best on validation)" for c in configs]]
+    head = ["scenario", "best rule", "MPC"]
+    for c in configs:
+        head += [f"{c} (best on validation)", *([f"{c} (final)"] if args.final else [])]
     head.append("best agent gap to MPC")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for scenario, by_config in rows.items():
@@ -44,8 +57,11 @@ def main() -> None:
         mpc = float(first["score_mpc"])
         cells = [scenario, f"{best_rule:.1f}", f"{mpc:.1f}"]
         for c in configs:
-            scores = [float(r["score_trained_best"]) for r in by_config.get(c, [])]
-            cells.append(format_pm(*mean_ci(np.array(scores))) if scores else "not run")
+            for key in ("score_trained_best", *(["score_trained_final"] if args.final else [])):
+                scores = [float(r[key]) for r in by_config.get(c, [])]
+                cell = format_pm(*mean_ci(np.array(scores))) if scores else "not run"
+                short = 1 < len(scores) < 3  # one seed: format_pm already says n = 1
+                cells.append(cell + (f" (n = {len(scores)})" if short else ""))
         means = [
             np.mean([float(r["score_trained_best"]) for r in by_config[c]])
             for c in configs

@@ -1,10 +1,10 @@
 """Off-policy fine-tuning that stays near the demonstrations: TD3+BC and SAC+BC.
 
 Fine-tuning a behaviour-cloned actor with plain TD3 or SAC lets a young critic pull it anywhere:
-on the default site the clone of MPC (90.9 on validation days) fell to 59 (TD3) and -115 (SAC)
-within 50k steps of its critic warm-up. TD3+BC (Fujimoto & Gu, "A Minimalist Approach to Offline
-Reinforcement Learning", NeurIPS 2021) adds a behaviour-cloning term to the actor's loss and scales
-the Q term by the critic's own magnitude:
+on the default site, plain TD3 took the clone of MPC from 90.8 to 43.1 on the test days
+(``experiments/results_learning_td3-plain_2026-12-05.md``, final model). TD3+BC (Fujimoto & Gu,
+"A Minimalist Approach to Offline Reinforcement Learning", NeurIPS 2021) adds a behaviour-cloning
+term to the actor's loss and scales the Q term by the critic's own magnitude:
 
     actor loss = -alpha * mean Q(s, pi(s)) / mean |Q(s, pi(s))|  +  mean (pi(s_d) - a_d)^2
 
