@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -30,6 +31,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("tables", nargs="+", type=Path)
     ap.add_argument("--final", action="store_true", help="also each config's final model")
+    ap.add_argument("--out", type=Path, default=None, help="also write the table to OUT.md")
+    ap.add_argument("--title", default="Trained agents against the rules and MPC")
     args = ap.parse_args()
     rows: dict[str, dict[str, list[dict[str, str]]]] = defaultdict(lambda: defaultdict(list))
     configs: list[str] = []
@@ -70,6 +73,23 @@ def main() -> None:
         cells.append(f"{max(means) - mpc:+.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     print("\n".join(lines))
+    if args.out is not None:
+        shown = " ".join(str(t) for t in args.tables)
+        command = (
+            f"python experiments/headline_table.py {shown}"
+            + (" --final" if args.final else "")
+            + f" --out {args.out} --title '{args.title}'"
+        )
+        header = [
+            f"# {args.title} ({time.strftime('%Y-%m-%d')})",
+            "",
+            f"Command: `{command}`  ",
+            "Normalized score on the held-out test days of the tables read (0 = cars-first "
+            "greedy, 100 = hindsight LP optimum); trained agents: mean ± 95 % CI over training "
+            "seeds, the model selected on validation days (and, with --final, the last model).",
+            "",
+        ]
+        args.out.with_suffix(".md").write_text("\n".join(header + lines) + "\n")
 
 
 if __name__ == "__main__":
