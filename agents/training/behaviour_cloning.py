@@ -4,9 +4,11 @@
 PPO/A2C, the squashed mean of SAC, the TD3 actor, the Gaussian mean of RecurrentPPO's LSTM actor
 — to the expert's clean actions by mean squared error. A recurrent actor is fitted on whole days:
 its LSTM starts from zeros at a day's first step (as in the environment, where an episode is a
-day) and runs through the day's demonstration in order, so it learns from the day so far. The critic and PPO's ``log_std`` are left as they are: after cloning, fine-tuning first
-trains the critic with the actor frozen (:func:`set_actor_trainable`) so that the first policy
-updates rest on a critic that knows the cloned policy's values instead of random ones.
+day) and runs through the day's demonstration in order, so it learns from the day so far.
+
+The critic and PPO's ``log_std`` are left as they are: after cloning, fine-tuning first trains the
+critic with the actor frozen (:func:`set_actor_trainable`) so that the first policy updates rest on
+a critic that knows the cloned policy's values instead of random ones.
 """
 
 from __future__ import annotations
