@@ -38,7 +38,10 @@ def test_shipped_sweep_files_validate() -> None:
     assert set(paper.bases) == {"ppo", "sac", "td3", "recurrent_ppo"}
     assert paper.scenarios == scenario_names() and paper.replicates == 3
     assert paper.n_trials == 4 * len(scenario_names()) * 3
-    assert paper.bases["sac"]["n_timesteps"] == 5e5  # real budgets from configs/train
+    for algo in paper.bases:  # real budgets and recipes from configs/train
+        shipped = yaml.safe_load((ROOT / "configs" / "train" / f"{algo}.yaml").read_text())
+        assert paper.bases[algo]["n_timesteps"] == float(shipped["n_timesteps"])
+        assert paper.bases[algo].get("pretrain") == shipped.get("pretrain")
     # the resolved form is itself a valid sweep file (what --resume reads back)
     again = parse_sweep(yaml.safe_load(paper.to_yaml()), "resolved")
     assert again.to_dict() == paper.to_dict()
