@@ -112,8 +112,10 @@ GENERATORS = {
         "results_learning_recurrent_ppo_demand-charge_*.md"
     ),
     "paired-gap-search-long-more": results("results_paired_gap_ppo-search-long_more_*.md"),
-    "learning-table-search-busy": results("results_learning_search-busy_*.md"),
-    "paired-gap-search-busy": results("results_paired_gap_ppo-search-busy_*.md"),
+    "learning-table-search-busy": results("results_learning_search-busy_2*.md"),
+    "paired-gap-search-busy": results("results_paired_gap_ppo-search-busy_2*.md"),
+    "learning-table-search-busy-3seeds": results("results_learning_search-busy_3seeds_*.md"),
+    "paired-gap-search-busy-3seeds": results("results_paired_gap_ppo-search-busy_3seeds_*.md"),
     "learning-levers-search-long": results("results_learning_levers_search-long_*.md"),
     "search-variants-urban": results("results_search_variants_urban_*.md"),
     "search-variants-demand-charge": results("results_search_variants_demand-charge_*.md"),
