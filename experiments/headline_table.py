@@ -7,8 +7,13 @@ validation-selected agent (mean ± 95 % CI over training seeds; "(n = k)" below 
 ``--final`` also each config's final model, and the best config's gap to MPC. Files whose rule or
 MPC scores for a scenario disagree (other test days or code) are refused.
 
+``--fleets`` adds the fleets' table from ``experiments/fleet_search.py`` result CSVs: per fleet
+independent-greedy (the fleet score's 0), global-greedy (the best fleet rule), the trained fleet
+policy (mean ± 95 % CI over training seeds) and its gap to global-greedy. There is no fleet MPC.
+
     python experiments/headline_table.py experiments/results_learning_2026-12-02.csv \\
-        experiments/results_learning_dagger_2026-12-02.csv
+        experiments/results_learning_dagger_2026-12-02.csv \\
+        --fleets experiments/results_fleet_search_tri-tz-3site_2026-12-05.csv
 """
 
 from __future__ import annotations
@@ -27,12 +32,37 @@ RULES = ("tou-arbitrage", "price-threshold", "peak-shaving", "tuned-rule")
 TOLERANCE = 0.05  # normalized-score points between tables' rule and MPC scores
 
 
+def fleet_lines(tables: list[Path]) -> list[str]:
+    """The fleets' Markdown table from ``fleet_search.py`` result CSVs (one row per fleet)."""
+    lines = [
+        "| fleet | independent-greedy | global-greedy (best fleet rule) | trained fleet policy "
+        "| gap to best rule | seeds |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for table in tables:
+        with table.open() as fh:
+            for r in csv.DictReader(fh):
+                mean, half, rule = (
+                    float(r["trained_mean"]),
+                    float(r["trained_ci"]),
+                    float(r["global_greedy"]),
+                )
+                lines.append(
+                    f"| {r['fleet']} | {float(r['independent_greedy']):.1f} | {rule:.1f} | "
+                    f"{format_pm(mean, half)} | {mean - rule:+.1f} | {r['seeds']} |"
+                )
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("tables", nargs="+", type=Path)
     ap.add_argument("--final", action="store_true", help="also each config's final model")
     ap.add_argument("--out", type=Path, default=None, help="also write the table to OUT.md")
     ap.add_argument("--title", default="Trained agents against the rules and MPC")
+    ap.add_argument(
+        "--fleets", nargs="+", type=Path, default=[], help="fleet_search.py result CSVs"
+    )
     args = ap.parse_args()
     rows: dict[str, dict[str, list[dict[str, str]]]] = defaultdict(lambda: defaultdict(list))
     configs: list[str] = []
@@ -72,12 +102,20 @@ def main() -> None:
         ]
         cells.append(f"{max(means) - mpc:+.1f}")
         lines.append("| " + " | ".join(cells) + " |")
+    if args.fleets:
+        lines += [
+            "",
+            "Fleets (0 = independent-greedy, 100 = the fleet hindsight LP; no fleet MPC):",
+            "",
+            *fleet_lines(args.fleets),
+        ]
     print("\n".join(lines))
     if args.out is not None:
         shown = " ".join(str(t) for t in args.tables)
         command = (
             f"python experiments/headline_table.py {shown}"
             + (" --final" if args.final else "")
+            + (" --fleets " + " ".join(str(t) for t in args.fleets) if args.fleets else "")
             + f" --out {args.out} --title '{args.title}'"
         )
         header = [
