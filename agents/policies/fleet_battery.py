@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,36 @@ N_OUTPUTS = 1  # the battery action
 POLICY_FILE = "fleet_policy.npz"
 
 
-class LearnedBatteryGlobalGreedy(GlobalGreedy):
+class GlobalGreedyWithBattery(GlobalGreedy):
+    """``global-greedy``'s IT fractions, job shares and rebalance fraction, with every site's
+    battery action from :meth:`battery_action` (idle here, i.e. exactly global-greedy).
+    Subclasses set the battery: a shared linear map (:class:`LearnedBatteryGlobalGreedy`) or a
+    trained SB3 model (:class:`ModelBatteryGlobalGreedy`)."""
+
+    name = "global-greedy-with-battery"
+
+    def battery_action(self, obs: np.ndarray) -> np.ndarray:
+        """``[K]`` battery actions in [-1, 1] for one observation (+ = discharge)."""
+        return np.zeros(self.K)
+
+    def with_battery(self, obs: np.ndarray, battery: np.ndarray) -> np.ndarray:
+        """global-greedy's ``[1, 3K + 1]`` action for ``obs`` with the battery actions ``[K]``
+        (clipped to [-1, 1]) in place of its idle batteries."""
+        frac, weight = self.plan(obs)
+        action = self.action(frac, weight, self.rebalance)
+        battery = np.asarray(battery, dtype=np.float64).reshape(-1)
+        if battery.shape != (self.K,):
+            raise ValueError(f"expected {self.K} battery actions, got {battery.shape[0]}")
+        if not np.isfinite(battery).all():
+            raise ValueError("battery actions contain NaN or infinite values")
+        action[0, 1 : 2 * self.K : 2] = np.clip(battery, -1.0, 1.0)
+        return action
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.with_battery(obs, self.battery_action(obs))
+
+
+class LearnedBatteryGlobalGreedy(GlobalGreedyWithBattery):
     """``global-greedy`` plus a battery policy shared by every site (see the module docstring)."""
 
     name = "global-greedy-learned-battery"
@@ -69,11 +99,26 @@ class LearnedBatteryGlobalGreedy(GlobalGreedy):
         assert self.weights is not None, "reset the policy first"
         return np.tanh(self.inputs(obs) @ self.weights)[:, 0]
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        frac, weight = self.plan(obs)
-        action = self.action(frac, weight, self.rebalance)
-        action[0, 1 : 2 * self.K : 2] = self.battery_action(obs)
-        return action
+
+class ModelBatteryGlobalGreedy(GlobalGreedyWithBattery):
+    """``global-greedy`` with the battery actions of a model trained on the fleet env's battery
+    actions (``fleet_action: battery`` in a training config, e.g. ``configs/train/ppo-fleet.yaml``):
+    ``battery`` is a :class:`~agents.policies.trained.TrainedPolicy` mapping the centralized
+    observation ``[1, F]`` to ``[1, K]`` battery actions."""
+
+    name = "global-greedy-model-battery"
+
+    def __init__(self, battery: Any, name: str | None = None) -> None:
+        self.battery = battery
+        if name is not None:
+            self.name = name
+
+    def reset(self, context: FleetPolicyContext) -> None:
+        super().reset(context)
+        self.battery.reset(context)
+
+    def battery_action(self, obs: np.ndarray) -> np.ndarray:
+        return np.asarray(self.battery.act(np.asarray(obs).reshape(1, -1)), dtype=np.float64)[0]
 
 
 def n_inputs(site_obs_size: int, global_obs_size: int) -> int:

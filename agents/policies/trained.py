@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from agents.policies.base import PolicyContext
+
+if TYPE_CHECKING:
+    from agents.policies.fleet_battery import ModelBatteryGlobalGreedy
 
 MODEL_FILE = "model.zip"
 NORM_FILE = "vecnormalize.pkl"
@@ -107,27 +110,44 @@ def resolve_model_path(path: str | Path) -> tuple[Path, Path]:
     raise FileNotFoundError(f"{p}: no such run folder or model file")
 
 
-def algo_of_model(model_path: Path) -> str:
-    """The algorithm a saved model belongs to, read from the run's config.yaml when present."""
+def run_config_of_model(model_path: Path) -> dict[str, Any]:
+    """The training config (``config.yaml``) of the run a saved model belongs to: beside it or
+    one folder up."""
     import yaml
 
     for folder in (model_path.parent, model_path.parent.parent):
         cfg = folder / "config.yaml"
         if cfg.is_file():
-            return str(yaml.safe_load(cfg.read_text())["algo"])
+            return dict(yaml.safe_load(cfg.read_text()))
     raise FileNotFoundError(
         f"cannot tell the algorithm of {model_path}: no config.yaml beside it or one folder up"
     )
 
 
-def load_trained_policy(path: str | Path, name: str | None = None) -> TrainedPolicy:
-    """Load a trained model (+ normalization statistics) from a run folder or model file."""
+def algo_of_model(model_path: Path) -> str:
+    """The algorithm a saved model belongs to, read from the run's config.yaml."""
+    return str(run_config_of_model(model_path)["algo"])
+
+
+def load_trained_policy(
+    path: str | Path, name: str | None = None
+) -> TrainedPolicy | ModelBatteryGlobalGreedy:
+    """Load a trained model (+ normalization statistics) from a run folder or model file: a
+    :class:`TrainedPolicy`, or for a fleet run trained with ``fleet_action: battery`` the model
+    inside :class:`~agents.policies.fleet_battery.ModelBatteryGlobalGreedy` (global-greedy with
+    the model's battery actions)."""
     from agents.training.config import algo_class
 
     model_path, norm_path = resolve_model_path(path)
-    model = algo_class(algo_of_model(model_path)).load(model_path, device="cpu")
-    return TrainedPolicy(
+    run_config = run_config_of_model(model_path)
+    model = algo_class(str(run_config["algo"])).load(model_path, device="cpu")
+    policy = TrainedPolicy(
         model,
         ObsNormalizer.from_vecnormalize(load_vecnormalize(norm_path)),
         name or Path(path).name,
     )
+    if run_config.get("fleet_action", "full") == "battery":
+        from agents.policies.fleet_battery import ModelBatteryGlobalGreedy
+
+        return ModelBatteryGlobalGreedy(policy, name=policy.name)
+    return policy

@@ -88,6 +88,12 @@ class HeldOutEvalCallback(BaseCallback):
         """Episode summary rows of ``policy`` on the evaluation traces."""
         return run_policy(policy, self.config, self.seeds).rows
 
+    def current_policy(self) -> Any:
+        """The model being trained as a policy of the evaluation env."""
+        from agents.training.run_folder import current_policy
+
+        return current_policy(self.model)
+
     def references(self) -> tuple[dict[str, Any], str, np.ndarray | None]:
         """(baseline policies by name, the name of the score's 0, the optimum's profit per
         trace or None)."""
@@ -142,8 +148,10 @@ class HeldOutEvalCallback(BaseCallback):
             self.logger.record(
                 "hparams", HParam(hparams, metric_dict), exclude=("stdout", "log", "json", "csv")
             )
-        if self.num_timesteps == 0 and self.cfg.pretrain is not None:
-            self.evaluate_now()  # the cloned policy is a candidate for best/ too
+        if self.num_timesteps == 0 and (
+            self.cfg.pretrain is not None or self.cfg.fleet_action == "battery"
+        ):  # the cloned policy (or global-greedy's idle battery) is a candidate for best/ too
+            self.evaluate_now()
 
     def _on_step(self) -> bool:
         if (
@@ -155,10 +163,10 @@ class HeldOutEvalCallback(BaseCallback):
         return True
 
     def evaluate_now(self) -> dict[str, Any]:
-        from agents.training.run_folder import current_policy, save_model
+        from agents.training.run_folder import save_model
 
         t0 = time.perf_counter()
-        rows = self.rows_of(current_policy(self.model))
+        rows = self.rows_of(self.current_policy())
         profit = np.array([r["profit_usd"] for r in rows])
         means = _means(rows)
         metrics: dict[str, Any] = {
@@ -230,6 +238,14 @@ class FleetHeldOutEvalCallback(HeldOutEvalCallback):
         from agents.evaluation.fleet import run_fleet_policy
 
         return run_fleet_policy(policy, self.config, self.seeds)
+
+    def current_policy(self) -> Any:
+        policy = super().current_policy()
+        if self.cfg.fleet_action == "battery":
+            from agents.policies.fleet_battery import ModelBatteryGlobalGreedy
+
+            return ModelBatteryGlobalGreedy(policy)
+        return policy
 
     def references(self) -> tuple[dict[str, Any], str, np.ndarray | None]:
         from agents.evaluation.fleet import FLEET_ZERO, fleet_optimum

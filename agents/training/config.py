@@ -189,6 +189,10 @@ class TrainConfig(BaseModel):
     # PPO/A2C: the critic also sees privileged features of the realized day (never the actor,
     # never evaluation or export; see agents/training/asymmetric.py). Needs vec_env: native.
     privileged_critic: bool = False
+    # Fleets only: "full" = the fleet env's whole action (compute, battery, job share per site and
+    # the rebalance fraction); "battery" = the sites' battery actions only, global-greedy driving
+    # compute and dispatch (agents/training/fleet_battery_env.py).
+    fleet_action: Literal["full", "battery"] = "full"
     checkpoint_freq: int = Field(50_000, ge=1)  # total env steps between checkpoints
     device: str = "cpu"
     # Small MLPs on few cores run far faster single-threaded (measured here: a 16x27 @ 27x64
@@ -259,6 +263,13 @@ class TrainConfig(BaseModel):
             raise ValueError("privileged_critic needs algo ppo or a2c and vec_env: native")
         if self.day_end == "terminate" and self.vec_env != "native":
             raise ValueError("day_end: terminate is supported with vec_env: native only")
+        if self.fleet_action == "battery":
+            from megapod_gym.config.fleet import is_fleet
+
+            if not is_fleet(self.scenario):
+                raise ValueError(
+                    f"fleet_action: battery needs a fleet scenario (got {self.scenario!r})"
+                )
         return self
 
     def model_class(self) -> type:

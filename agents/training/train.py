@@ -88,7 +88,8 @@ def git_revision() -> str:
 
 def make_train_env(cfg: TrainConfig) -> Any:
     """The vectorized training env (native batched core, or SubprocVecEnv / DummyVecEnv of single
-    envs; for a fleet, DummyVecEnv / SubprocVecEnv of centralized fleet envs), seeded below the
+    envs; for a fleet, DummyVecEnv / SubprocVecEnv of centralized fleet envs, with
+    ``fleet_action: battery`` each wrapped so that the agent sets only the batteries), seeded below the
     held-out range, wrapped in VecNormalize when asked."""
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
@@ -99,12 +100,18 @@ def make_train_env(cfg: TrainConfig) -> Any:
     if is_fleet(cfg.scenario):  # a fleet is already a batch of sites: vectorize whole fleets
         from megapod_gym.envs.fleet_env import MegapodFleetEnv
 
+        wrapper: Any = None
+        if cfg.fleet_action == "battery":
+            from agents.training.fleet_battery_env import GlobalGreedyBatteryEnv
+
+            wrapper = GlobalGreedyBatteryEnv
         env = make_vec_env(
             MegapodFleetEnv,
             n_envs=cfg.n_envs,
             seed=cfg.seed,
             env_kwargs={"fleet": cfg.scenario, "fleet_overrides": cfg.config_overrides or None},
             vec_env_cls=SubprocVecEnv if cfg.vec_env == "subproc" else DummyVecEnv,
+            wrapper_class=wrapper,
         )
     elif cfg.vec_env == "native":
         env = NativeSB3VecEnv(

@@ -38,7 +38,10 @@ def _row(policy: str, seed: int, rng: np.random.Generator) -> dict:
 def test_breakdown_signs_and_sum(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     rows = [_row(p, d, rng) for p in ("mpc", "seed 0 best") for d in range(5)]
-    rows += [{"scenario": "s", "policy": "hindsight-optimum", "seed": d, "profit_usd": 1e5} for d in range(5)]
+    rows += [
+        {"scenario": "s", "policy": "hindsight-optimum", "seed": d, "profit_usd": 1e5}
+        for d in range(5)
+    ]
     path = tmp_path / "episodes.csv"
     keys = list(dict.fromkeys(k for r in rows for k in r))
     with path.open("w", newline="") as fh:
