@@ -1,13 +1,19 @@
 """A trained fleet policy against the fleet rules on test days: global-greedy with a learned battery policy
 (``megapod fleet-search``, :mod:`agents.training.fleet_search`), several training seeds per fleet.
 
-Trains each (fleet, seed) unless its run folder already holds ``fleet_policy.npz``, then plays
+With ``--config`` (a fleet training config, e.g. ``configs/train/ppo-fleet.yaml``) the policy is
+instead trained by ``megapod train`` with that config (fleet and seed overridden) and played from
+the run's validation-selected model.
+
+Trains each (fleet, seed) unless its run folder already holds the trained policy, then plays
 independent-greedy (the score's 0), global-greedy and every trained seed on the same test days
 (seeds from 1,000,000, never played in training or selection) and solves the fleet hindsight LP on
 them (the score's 100). Reports each seed's normalized score, its paired difference to
 global-greedy with a 95 % bootstrap CI over the days, and the training time.
 
     python experiments/fleet_search.py --fleets tri-tz-3site --out experiments/results_fleet_search_tri_2026-12-05
+    python experiments/fleet_search.py --fleets tri-tz-3site --config configs/train/ppo-fleet.yaml \
+        --out experiments/results_fleet_ppo_tri-tz-3site_2026-12-05
 """
 
 from __future__ import annotations
@@ -28,6 +34,30 @@ from agents.training.fleet_search import SEARCH_FILE, FleetSearchSettings, train
 HERE = Path(__file__).resolve().parent
 
 
+def train_with_config(config: Path, fleet: str, seed: int, folder: Path) -> tuple[object, dict]:
+    """``megapod train`` with a fleet training config (unless ``folder`` holds a finished run);
+    returns the validation-selected policy and a record with ``selected_iteration`` (the
+    selected model's env step) and ``train_seconds`` (pretraining + RL)."""
+    from agents.policies.trained import load_trained_policy
+    from agents.training.config import load_train_config
+    from agents.training.train import train
+
+    if not (folder / "metrics.json").is_file():
+        cfg = load_train_config(config, {"scenario": fleet, "seed": seed})
+        if folder.exists():
+            import shutil
+
+            shutil.rmtree(folder)
+        metrics = train(cfg, folder, progress=False, final_benchmark=False)
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    record = {
+        "selected_iteration": metrics.get("step", ""),
+        "train_seconds": metrics["train_seconds"],
+    }
+    return load_trained_policy(folder / "best", name=f"seed {seed}"), record
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--fleets", nargs="+", default=["tri-tz-3site", "fleet-20site"])
@@ -36,20 +66,33 @@ def main() -> None:
     ap.add_argument("--test-days", type=int, default=30)
     ap.add_argument("--n-jobs", type=int, default=1)
     ap.add_argument("--runs", type=Path, default=HERE / "runs" / "fleet-search")
+    ap.add_argument("--config", type=Path, default=None, help="train with this config instead")
     ap.add_argument("--out", type=Path, required=True, help="result file stem")
     args = ap.parse_args()
     settings = FleetSearchSettings(iterations=args.iterations, n_jobs=args.n_jobs)
     command = (
         f"python experiments/fleet_search.py --fleets {' '.join(args.fleets)} --seeds "
-        f"{' '.join(map(str, args.seeds))} --iterations {args.iterations} --test-days "
-        f"{args.test_days} --out experiments/{args.out.name}"
+        f"{' '.join(map(str, args.seeds))} "
+        + (f"--config {args.config} " if args.config else f"--iterations {args.iterations} ")
+        + f"--test-days {args.test_days} --out experiments/{args.out.name}"
+    )
+    trained_by = (
+        f"`megapod train --config {args.config}` (the model selected on validation days; "
+        "*selected* = its env step)"
+        if args.config
+        else "`megapod fleet-search` settings "
+        f"{settings.model_dump()} (*selected* = the search iteration kept)"
+    )
+    policy = (
+        "trained by"
+        if args.config
+        else "`global-greedy-learned-battery` (agents/policies/fleet_battery.py) trained by"
     )
     lines = [
         f"# Trained fleet policy against the fleet rules ({time.strftime('%Y-%m-%d')})",
         "",
         f"Command: `{command}`  ",
-        f"Policy: `global-greedy-learned-battery` (agents/policies/fleet_battery.py) trained by "
-        f"`megapod fleet-search` settings {settings.model_dump()}.  ",
+        f"Policy: {policy} {trained_by}.  ",
         f"Normalized score on {args.test_days} test days per fleet (0 = independent-greedy, 100 = "
         "the fleet hindsight LP with free migration, an upper bound). Paired difference to "
         "global-greedy: the same days for every policy, 95 % percentile bootstrap CI over days "
@@ -59,25 +102,28 @@ def main() -> None:
     summary: list[dict] = []
     per_seed = [
         "| fleet | training seed | score | − global-greedy | 95 % CI | days above global-greedy "
-        "| selected iteration | training, min |",
+        "| selected | training, min |",
         "|---|---:|---:|---:|---|---:|---:|---:|",
     ]
     tables = []
     rng = np.random.default_rng(0)
     for fleet in args.fleets:
-        records = {}
+        records, extra = {}, []
         for seed in args.seeds:
-            folder = args.runs / f"{fleet}-s{seed}"
-            if not (folder / POLICY_FILE).exists():
-                train_fleet_battery(fleet, settings, folder, seed=seed)
-            records[seed] = json.loads((folder / SEARCH_FILE).read_text())
-        extra = [
-            (f"seed {s}", load_learned_battery(args.runs / f"{fleet}-s{s}")) for s in args.seeds
-        ]
+            prefix = f"{args.config.stem}-" if args.config else ""
+            folder = args.runs / f"{prefix}{fleet}-s{seed}"
+            if args.config is not None:
+                trained, records[seed] = train_with_config(args.config, fleet, seed, folder)
+            else:
+                if not (folder / POLICY_FILE).exists():
+                    train_fleet_battery(fleet, settings, folder, seed=seed)
+                records[seed] = json.loads((folder / SEARCH_FILE).read_text())
+                trained = load_learned_battery(folder)
+            extra.append((f"seed {seed}", trained))
         bench = run_fleet_benchmark(
             fleet, ["independent-greedy", "global-greedy"], args.test_days, 1.0, extra=extra
         )
-        write_fleet_outputs([bench], args.runs / f"{fleet}-test")
+        write_fleet_outputs([bench], args.runs / f"{prefix}{fleet}-test")
         tables.append(fleet_markdown([bench]))
         scores = {r["policy"]: r["normalized_score"] for r in bench.summary()}
         zero, opt = bench.profit("independent-greedy"), bench.optimum_usd
