@@ -231,9 +231,16 @@ def load_scenario(
             f"scenario must be a name, path, mapping or ScenarioConfig (got {type(scenario).__name__})"
         )
     if overrides:
-        # merge onto the full defaults so an override of one nested field keeps its siblings
-        defaults = ScenarioConfig.model_construct().model_dump(mode="python")
-        data = deep_merge(deep_merge(defaults, data), expand_dotted(overrides))
+        # Overrides apply on top of the scenario as its file defines it: the file's data are
+        # validated first, so a partly given nested section is completed by its model's defaults
+        # exactly as without overrides (merging onto the top-level defaults instead would fill
+        # it from the default scenario's values: e.g. ERCOT's negative-price window took
+        # CAISO's months). The full dump keeps an overridden field's siblings.
+        try:
+            base = ScenarioConfig.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, source)) from None
+        data = deep_merge(base.model_dump(mode="python"), expand_dotted(overrides))
         source += " + overrides"
     try:
         config = ScenarioConfig.model_validate(data)

@@ -391,3 +391,22 @@ def test_scenarios_from_files_are_cached_until_a_file_of_the_chain_changes(tmp_p
     os.utime(base, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a later mtime, whatever the clock
     b = load_scenario(top)
     assert b is not a and b.battery.energy_kwh == 2000.0
+
+
+@pytest.mark.parametrize("name", scenario_names())
+def test_an_override_changes_only_the_overridden_field(name: str) -> None:
+    """Overrides apply on top of the scenario as its files define it: a partly given nested
+    section (ERCOT's negative-price window gives hours, not months) is completed the same way
+    with or without overrides. Before, overrides merged onto the default scenario's values and
+    ERCOT's window took CAISO's months, so benchmarks and validation ran another price process."""
+    plain = load_scenario(name).model_dump(mode="json")
+    overridden = load_scenario(name, {"episode.days": 2.0}).model_dump(mode="json")
+    assert overridden["episode"].pop("days") == 2.0
+    plain["episode"].pop("days")
+    assert overridden == plain
+
+
+def test_ercot_negative_window_is_in_every_month_with_or_without_overrides() -> None:
+    for overrides in (None, {"episode.days": 1.0}):
+        window = load_scenario("ercot-rt-summer", overrides).tariff.realtime.negative_window
+        assert tuple(window.months) == tuple(range(1, 13))
