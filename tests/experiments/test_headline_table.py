@@ -3,23 +3,9 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location(
-        "headline_table", ROOT / "experiments" / "headline_table.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(mod)
-    return mod
-
-
-ht = _module()
+import headline_table as ht  # experiments/ is on sys.path (conftest.py)
 
 
 def test_fleet_rows_show_the_gap_to_global_greedy(tmp_path: Path) -> None:

@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
 from pathlib import Path
 
+import learning_table as lt  # experiments/ is on sys.path (conftest.py)
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location(
-        "learning_table", ROOT / "experiments" / "learning_table.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(mod)
-    return mod
-
-
-lt = _module()
 
 
 def _row(seed: int, trained: float, mpc: float = 80.0, scenario: str = "s1") -> dict:

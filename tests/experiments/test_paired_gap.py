@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import numpy as np
+import paired_gap as pg  # experiments/ is on sys.path (conftest.py)
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location(
-        "paired_gap", ROOT / "experiments" / "paired_gap.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(mod)
-    return mod
-
-
-pg = _module()
 
 
 def _row(policy: str, seed: int, rng: np.random.Generator) -> dict:

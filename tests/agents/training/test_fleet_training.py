@@ -12,7 +12,7 @@ from agents.cli import main as cli_main
 from agents.evaluation.fleet import fleet_for_eval, run_fleet_policy
 from agents.evaluation.rollout import eval_seeds
 from agents.policies.fleet_rules import FLEET_BASELINES, GlobalGreedy, IndependentGreedy
-from agents.training.config import parse_train_config
+from agents.training.config import TrainConfig, parse_train_config
 from agents.training.train import train
 from megapod_gym.fleet.simulator import FleetSimulator
 
@@ -21,6 +21,30 @@ SMALL = {"episode.days": 0.25}
 
 def small_fleet():
     return fleet_for_eval("tri-tz-3site", 0.25)
+
+
+def small_fleet_train_config(
+    n_timesteps: int, with_oracle: bool = True, **extra: object
+) -> TrainConfig:
+    """PPO on a quarter-day tri-tz-3site, small enough for a test."""
+    return parse_train_config(
+        {
+            "algo": "ppo",
+            "scenario": "tri-tz-3site",
+            "vec_env": "dummy",
+            "n_envs": 2,
+            "n_timesteps": n_timesteps,
+            "n_steps": 64,
+            "batch_size": 64,
+            "n_epochs": 1,
+            "config_overrides": SMALL,
+            "policy_kwargs": {"net_arch": [16, 16]},
+            "eval": {"freq": 128, "n_episodes": 1, "days": 0.25, "with_oracle": with_oracle},
+            "checkpoint_freq": 128,
+            **extra,
+        },
+        "test",
+    )
 
 
 def test_independent_greedy_never_migrates_and_fills_headroom() -> None:
@@ -107,23 +131,7 @@ def test_benchmark_refuses_mixing_fleets_and_sites(capsys: pytest.CaptureFixture
 
 @pytest.mark.slow
 def test_train_on_a_fleet_writes_the_run_folder_and_compares(tmp_path: Path) -> None:
-    cfg = parse_train_config(
-        {
-            "algo": "ppo",
-            "scenario": "tri-tz-3site",
-            "vec_env": "dummy",
-            "n_envs": 2,
-            "n_timesteps": 256,
-            "n_steps": 64,
-            "batch_size": 64,
-            "n_epochs": 1,
-            "config_overrides": SMALL,
-            "policy_kwargs": {"net_arch": [16, 16]},
-            "eval": {"freq": 128, "n_episodes": 1, "days": 0.25, "with_oracle": True},
-            "checkpoint_freq": 128,
-        },
-        "test",
-    )
+    cfg = small_fleet_train_config(n_timesteps=256)
     out = tmp_path / "run"
     metrics = train(cfg, out, progress=False, final_benchmark=True)
     assert (out / "fleet.yaml").is_file() and not (out / "scenario.yaml").exists()
@@ -182,24 +190,7 @@ def test_train_battery_only_on_a_fleet_loads_as_global_greedy_with_the_model(
     from agents.policies.fleet_battery import ModelBatteryGlobalGreedy
     from agents.policies.trained import load_trained_policy
 
-    cfg = parse_train_config(
-        {
-            "algo": "ppo",
-            "scenario": "tri-tz-3site",
-            "vec_env": "dummy",
-            "fleet_action": "battery",
-            "n_envs": 2,
-            "n_timesteps": 128,
-            "n_steps": 64,
-            "batch_size": 64,
-            "n_epochs": 1,
-            "config_overrides": SMALL,
-            "policy_kwargs": {"net_arch": [16, 16]},
-            "eval": {"freq": 128, "n_episodes": 1, "days": 0.25, "with_oracle": False},
-            "checkpoint_freq": 128,
-        },
-        "test",
-    )
+    cfg = small_fleet_train_config(n_timesteps=128, fleet_action="battery", with_oracle=False)
     out = tmp_path / "run"
     train(cfg, out, progress=False, final_benchmark=False)
     policy = load_trained_policy(out / "final")
