@@ -143,6 +143,7 @@ def main() -> None:
         summary.append(
             {
                 "fleet": fleet,
+                "policy": args.config.stem if args.config else "fleet-search",
                 "test_days": args.test_days,
                 "independent_greedy": 0.0,
                 "global_greedy": scores["global-greedy"],

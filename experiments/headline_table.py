@@ -7,9 +7,10 @@ validation-selected agent (mean ± 95 % CI over training seeds; "(n = k)" below 
 ``--final`` also each config's final model, and the best config's gap to MPC. Files whose rule or
 MPC scores for a scenario disagree (other test days or code) are refused.
 
-``--fleets`` adds the fleets' table from ``experiments/fleet_search.py`` result CSVs: per fleet
-independent-greedy (the fleet score's 0), global-greedy (the best fleet rule), the trained fleet
-policy (mean ± 95 % CI over training seeds) and its gap to global-greedy. There is no fleet MPC.
+``--fleets`` adds the fleets' table from ``experiments/fleet_search.py`` result CSVs: per fleet and
+training method (``fleet-search``, or the training config's name), independent-greedy (the fleet
+score's 0), global-greedy (the best fleet rule), the trained fleet policy (mean ± 95 % CI over
+training seeds) and its gap to global-greedy. There is no fleet MPC.
 
     python experiments/headline_table.py experiments/results_learning_2026-12-02.csv \\
         experiments/results_learning_dagger_2026-12-02.csv \\
@@ -35,9 +36,9 @@ TOLERANCE = 0.05  # normalized-score points between tables' rule and MPC scores
 def fleet_lines(tables: list[Path]) -> list[str]:
     """The fleets' Markdown table from ``fleet_search.py`` result CSVs (one row per fleet)."""
     lines = [
-        "| fleet | independent-greedy | global-greedy (best fleet rule) | trained fleet policy "
-        "| gap to best rule | seeds |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| fleet | independent-greedy | global-greedy (best fleet rule) | trained by | trained "
+        "fleet policy | gap to best rule | seeds |",
+        "|---|---:|---:|---|---:|---:|---:|",
     ]
     for table in tables:
         with table.open() as fh:
@@ -49,7 +50,8 @@ def fleet_lines(tables: list[Path]) -> list[str]:
                 )
                 lines.append(
                     f"| {r['fleet']} | {float(r['independent_greedy']):.1f} | {rule:.1f} | "
-                    f"{format_pm(mean, half)} | {mean - rule:+.1f} | {r['seeds']} |"
+                    f"{r.get('policy') or 'fleet-search'} | {format_pm(mean, half)} | "
+                    f"{mean - rule:+.1f} | {r['seeds']} |"
                 )
     return lines
 

@@ -123,6 +123,7 @@ GENERATORS = {
     "fleet-search-20": results("results_fleet_search_fleet-20site_*.md"),
     "fleet-levers": results("results_fleet_levers_*.md"),
     "fleet-ppo-tri": results("results_fleet_ppo_tri-tz-3site_*.md"),
+    "fleet-ppo-20": results("results_fleet_ppo_fleet-20site_2*.md"),
     "learning-levers": results("results_learning_levers_2*.md"),
     "learning-levers-dagger": results("results_learning_levers_dagger_*.md"),
     "cloning-levers": results("results_cloning_*.md"),

@@ -30,6 +30,7 @@ def test_fleet_rows_show_the_gap_to_global_greedy(tmp_path: Path) -> None:
     cells = [c.strip() for c in lines[2].strip("|").split("|")]
     assert cells[0] == "tri-tz-3site"
     assert cells[2] == "7.4"
-    assert cells[3].startswith("13.9")
-    assert cells[4] == "+6.5"
-    assert cells[5] == "3"
+    assert cells[3] == "fleet-search"  # CSVs written before the policy column
+    assert cells[4].startswith("13.9")
+    assert cells[5] == "+6.5"
+    assert cells[6] == "3"
