@@ -4,7 +4,8 @@ Reads the committed ``experiments/results_learning*_<date>.csv`` files named on 
 (rows of the same scenario and config join, so seeds trained into separate files pool) and prints
 one Markdown row per scenario: the best rule (fixed or tuned), MPC, each config's
 validation-selected agent (mean ± 95 % CI over training seeds; "(n = k)" below 3 seeds), with
-``--final`` also each config's final model, and the best config's gap to MPC. Files whose rule or
+``--final`` also each config's final model, and the best config's gap to MPC (marked "(n = k)"
+when that config has fewer than 3 seeds). Files whose rule or
 MPC scores for a scenario disagree (other test days or code) are refused.
 
 ``--fleets`` adds the fleets' table from ``experiments/fleet_search.py`` result CSVs: per fleet and
@@ -97,12 +98,14 @@ def main() -> None:
                 cell = format_pm(*mean_ci(np.array(scores))) if scores else "not run"
                 short = 1 < len(scores) < 3  # one seed: format_pm already says n = 1
                 cells.append(cell + (f" (n = {len(scores)})" if short else ""))
-        means = [
-            np.mean([float(r["score_trained_best"]) for r in by_config[c]])
+        means = {
+            c: np.mean([float(r["score_trained_best"]) for r in by_config[c]])
             for c in configs
             if by_config.get(c)
-        ]
-        cells.append(f"{max(means) - mpc:+.1f}")
+        }
+        best = max(means, key=means.__getitem__)
+        n_best = len(by_config[best])
+        cells.append(f"{means[best] - mpc:+.1f}" + (f" (n = {n_best})" if n_best < 3 else ""))
         lines.append("| " + " | ".join(cells) + " |")
     if args.fleets:
         lines += [

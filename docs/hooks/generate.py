@@ -119,6 +119,23 @@ GENERATORS = {
     "learning-levers-search-long": results("results_learning_levers_search-long_*.md"),
     "search-variants-urban": results("results_search_variants_urban_*.md"),
     "search-variants-demand-charge": results("results_search_variants_demand-charge_*.md"),
+    "search-variants-long-caiso": results("results_search_variants_long_caiso_*.md"),
+    "search-variants-long-demand-charge": results(
+        "results_search_variants_long_demand-charge_*.md"
+    ),
+    "headline": results("results_headline_*.md"),
+    "learning-table-search-xl-caiso": results("results_learning_search-xl_caiso_*.md"),
+    "learning-table-search-xl-demand-charge": results(
+        "results_learning_search-xl_demand-charge_*.md"
+    ),
+    "learning-table-search-xl-lowvalue": results("results_learning_search-xl_lowvalue_*.md"),
+    "learning-table-search-long-demand-charge": results(
+        "results_learning_search-long_demand-charge_*.md"
+    ),
+    "paired-gap-search-xl": results("results_paired_gap_ppo-search-xl_*.md"),
+    "paired-gap-breakdown-demand-charge": results(
+        "results_paired_gap_breakdown_demand-charge_*.md"
+    ),
     "fleet-search-tri": results("results_fleet_search_tri-tz-3site_*.md"),
     "fleet-search-20": results("results_fleet_search_fleet-20site_*.md"),
     "fleet-levers": results("results_fleet_levers_*.md"),
