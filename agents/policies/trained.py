@@ -120,7 +120,8 @@ def run_config_of_model(model_path: Path) -> dict[str, Any]:
         if cfg.is_file():
             return dict(yaml.safe_load(cfg.read_text()))
     raise FileNotFoundError(
-        f"cannot tell the algorithm of {model_path}: no config.yaml beside it or one folder up"
+        f"cannot find the training config of {model_path}: no config.yaml beside it or one "
+        "folder up"
     )
 
 

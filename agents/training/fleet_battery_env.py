@@ -47,10 +47,7 @@ class GlobalGreedyBatteryEnv(gym.Wrapper):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
-        battery = np.asarray(action, dtype=np.float64).reshape(-1)
-        if np.isnan(battery).any():
-            raise ValueError("battery action contains NaN")
-        full = self.rule.with_battery(self._obs, battery)[0]
+        full = self.rule.with_battery(self._obs, action)[0]  # refuses NaN and a wrong size
         obs, reward, terminated, truncated, info = self.env.step(full)
         self._obs = obs
         return obs, reward, terminated, truncated, info
