@@ -126,7 +126,10 @@ GENERATORS = {
     "headline": results("results_headline_*.md"),
     "learning-table-search-xl-caiso": results("results_learning_search-xl_caiso_*.md"),
     "learning-table-search-xl-demand-charge": results(
-        "results_learning_search-xl_demand-charge_*.md"
+        "results_learning_search-xl_demand-charge_2seeds_*.md"
+    ),
+    "paired-gap-search-xl-demand-charge-s1": results(
+        "results_paired_gap_ppo-search-xl_demand-charge_s1_*.md"
     ),
     "learning-table-search-xl-lowvalue": results("results_learning_search-xl_lowvalue_*.md"),
     "learning-table-search-long-demand-charge": results(
