@@ -124,7 +124,7 @@ GENERATORS = {
         "results_search_variants_long_demand-charge_*.md"
     ),
     "headline": results("results_headline_*.md"),
-    "learning-table-search-xl-caiso": results("results_learning_search-xl_caiso_*.md"),
+    "learning-table-search-xl-caiso": results("results_learning_search-xl_caiso_2seeds_*.md"),
     "learning-table-search-xl-demand-charge": results(
         "results_learning_search-xl_demand-charge_2seeds_*.md"
     ),
