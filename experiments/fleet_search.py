@@ -58,6 +58,90 @@ def train_with_config(config: Path, fleet: str, seed: int, folder: Path) -> tupl
     return load_trained_policy(folder / "best", name=f"seed {seed}"), record
 
 
+PER_SEED_HEADER = [
+    "| fleet | training seed | score | − global-greedy | 95 % CI | days above global-greedy "
+    "| selected | training, min |",
+    "|---|---:|---:|---:|---|---:|---:|---:|",
+]
+
+
+def run_fleet(
+    fleet: str,
+    seeds: list[int],
+    test_days: int,
+    runs: Path,
+    config: Path | None,
+    settings: FleetSearchSettings,
+    rng: np.random.Generator,
+) -> tuple[dict, list[str], str]:
+    """Train every seed of ``fleet`` (``megapod train --config config``, or ``megapod
+    fleet-search`` with ``settings`` when ``config`` is None; a run folder that holds the trained
+    policy is reused), then play independent-greedy, global-greedy and every seed on the test days.
+
+    Returns the fleet's summary row (the CSV row ``headline_table.py --fleets`` reads), its
+    per-seed Markdown rows (see :data:`PER_SEED_HEADER`) and the benchmark's Markdown table."""
+    records, extra = {}, []
+    prefix = f"{config.stem}-" if config else ""
+    for seed in seeds:
+        folder = runs / f"{prefix}{fleet}-s{seed}"
+        if config is not None:
+            trained, records[seed] = train_with_config(config, fleet, seed, folder)
+        else:
+            if not (folder / POLICY_FILE).exists():
+                train_fleet_battery(fleet, settings, folder, seed=seed)
+            records[seed] = json.loads((folder / SEARCH_FILE).read_text())
+            trained = load_learned_battery(folder)
+        extra.append((f"seed {seed}", trained))
+    bench = run_fleet_benchmark(
+        fleet, ["independent-greedy", "global-greedy"], test_days, 1.0, extra=extra
+    )
+    write_fleet_outputs([bench], runs / f"{prefix}{fleet}-test")
+    scores = {r["policy"]: r["normalized_score"] for r in bench.summary()}
+    zero, opt = bench.profit("independent-greedy"), bench.optimum_usd
+    gg = bench.profit("global-greedy")
+    trained_scores, per_seed = [], []
+    for seed in seeds:
+        p = bench.profit(f"seed {seed}")
+        gap, low, high = paired_gap(p, gg, zero, opt, rng=rng)
+        trained_scores.append(scores[f"seed {seed}"])
+        rec = records[seed]
+        per_seed.append(
+            f"| {fleet} | {seed} | {scores[f'seed {seed}']:.1f} | {gap:+.2f} | "
+            f"{low:+.2f} to {high:+.2f} | {int((p > gg).sum())} / {len(gg)} | "
+            f"{rec['selected_iteration']} | {rec['train_seconds'] / 60:.1f} |"
+        )
+    mean, half = mean_ci(np.array(trained_scores))
+    summary = {
+        "fleet": fleet,
+        "policy": config.stem if config else "fleet-search",
+        "test_days": test_days,
+        "independent_greedy": 0.0,
+        "global_greedy": scores["global-greedy"],
+        "trained_mean": mean,
+        "trained_ci": half,
+        "trained_minus_global_greedy": mean - scores["global-greedy"],
+        "seeds": len(seeds),
+        "train_minutes_mean": float(np.mean([r["train_seconds"] for r in records.values()]) / 60),
+    }
+    return summary, per_seed, fleet_markdown([bench])
+
+
+def summary_lines(summary: list[dict]) -> list[str]:
+    """One Markdown row per fleet: the rules, the trained policy over seeds and its gap."""
+    lines = [
+        "| fleet | independent-greedy | global-greedy | trained (mean ± 95 % CI over "
+        "seeds) | trained − global-greedy | training, min per seed |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for s in summary:
+        lines.append(
+            f"| {s['fleet']} | 0.0 | {s['global_greedy']:.1f} | "
+            f"{format_pm(s['trained_mean'], s['trained_ci'], '.1f')} | "
+            f"{s['trained_minus_global_greedy']:+.1f} | {s['train_minutes_mean']:.1f} |"
+        )
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--fleets", nargs="+", default=["tri-tz-3site", "fleet-20site"])
@@ -100,73 +184,17 @@ def main() -> None:
         "",
     ]
     summary: list[dict] = []
-    per_seed = [
-        "| fleet | training seed | score | − global-greedy | 95 % CI | days above global-greedy "
-        "| selected | training, min |",
-        "|---|---:|---:|---:|---|---:|---:|---:|",
-    ]
+    per_seed = list(PER_SEED_HEADER)
     tables = []
     rng = np.random.default_rng(0)
     for fleet in args.fleets:
-        records, extra = {}, []
-        for seed in args.seeds:
-            prefix = f"{args.config.stem}-" if args.config else ""
-            folder = args.runs / f"{prefix}{fleet}-s{seed}"
-            if args.config is not None:
-                trained, records[seed] = train_with_config(args.config, fleet, seed, folder)
-            else:
-                if not (folder / POLICY_FILE).exists():
-                    train_fleet_battery(fleet, settings, folder, seed=seed)
-                records[seed] = json.loads((folder / SEARCH_FILE).read_text())
-                trained = load_learned_battery(folder)
-            extra.append((f"seed {seed}", trained))
-        bench = run_fleet_benchmark(
-            fleet, ["independent-greedy", "global-greedy"], args.test_days, 1.0, extra=extra
+        row, seed_lines, table = run_fleet(
+            fleet, args.seeds, args.test_days, args.runs, args.config, settings, rng
         )
-        write_fleet_outputs([bench], args.runs / f"{prefix}{fleet}-test")
-        tables.append(fleet_markdown([bench]))
-        scores = {r["policy"]: r["normalized_score"] for r in bench.summary()}
-        zero, opt = bench.profit("independent-greedy"), bench.optimum_usd
-        gg = bench.profit("global-greedy")
-        trained = []
-        for seed in args.seeds:
-            p = bench.profit(f"seed {seed}")
-            gap, low, high = paired_gap(p, gg, zero, opt, rng=rng)
-            trained.append(scores[f"seed {seed}"])
-            rec = records[seed]
-            per_seed.append(
-                f"| {fleet} | {seed} | {scores[f'seed {seed}']:.1f} | {gap:+.2f} | "
-                f"{low:+.2f} to {high:+.2f} | {int((p > gg).sum())} / {len(gg)} | "
-                f"{rec['selected_iteration']} | {rec['train_seconds'] / 60:.1f} |"
-            )
-        mean, half = mean_ci(np.array(trained))
-        summary.append(
-            {
-                "fleet": fleet,
-                "policy": args.config.stem if args.config else "fleet-search",
-                "test_days": args.test_days,
-                "independent_greedy": 0.0,
-                "global_greedy": scores["global-greedy"],
-                "trained_mean": mean,
-                "trained_ci": half,
-                "trained_minus_global_greedy": mean - scores["global-greedy"],
-                "seeds": len(args.seeds),
-                "train_minutes_mean": float(
-                    np.mean([r["train_seconds"] for r in records.values()]) / 60
-                ),
-            }
-        )
-    lines += [
-        "| fleet | independent-greedy | global-greedy | trained (mean ± 95 % CI over "
-        "seeds) | trained − global-greedy | training, min per seed |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for s in summary:
-        lines.append(
-            f"| {s['fleet']} | 0.0 | {s['global_greedy']:.1f} | "
-            f"{format_pm(s['trained_mean'], s['trained_ci'], '.1f')} | "
-            f"{s['trained_minus_global_greedy']:+.1f} | {s['train_minutes_mean']:.1f} |"
-        )
+        summary.append(row)
+        per_seed += seed_lines
+        tables.append(table)
+    lines += summary_lines(summary)
     lines += ["", "Per training seed:", "", *per_seed, "", "Every policy on the test days:", ""]
     lines += [t + "\n" for t in tables]
     args.out.with_suffix(".md").write_text("\n".join(lines))

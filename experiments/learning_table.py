@@ -17,7 +17,14 @@ same config and test days are added to this run's. Rules and MPC are determinist
 days, so their scores in the merged files must agree (to 0.05 points) with this run's, else the
 merge is refused.
 
-    python experiments/learning_table.py                       # all site scenarios, 3 seeds
+Fleet presets (``tri-tz-3site``, ``fleet-20site``) among ``--scenarios`` are trained by
+``--fleet-trainer`` (``fleet-search``, the default, or a fleet training config such as
+``configs/train/ppo-fleet.yaml``) and played against independent-greedy (their score's 0) and
+global-greedy (the best fleet rule; there is no fleet MPC), as ``experiments/fleet_search.py``
+does. Their rows go to a second table in the Markdown and to ``<out>_fleets.csv``, the file
+``headline_table.py --fleets`` reads.
+
+    python experiments/learning_table.py                       # every site and fleet, 3 seeds
     python experiments/learning_table.py --scenarios urban-12stall-bev --seeds 0 1 2
     python experiments/learning_table.py --scenarios highway-64stall --seeds 2 \
         --merge experiments/results_learning_a.csv experiments/results_learning_b.csv
@@ -29,15 +36,20 @@ import argparse
 import csv
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import fleet_search  # experiments/fleet_search.py, beside this script
 import numpy as np
 
+from agents.evaluation.benchmark import write_csv
 from agents.evaluation.compare import read_scalars
 from agents.evaluation.score import mean_ci
 from agents.training.config import load_train_config
+from agents.training.fleet_search import FleetSearchSettings
 from agents.training.time_to_beat import time_to_beat
 from agents.training.train import train
+from megapod_gym.config.fleet import fleet_names
 from megapod_gym.config.loading import scenario_names
 
 HERE = Path(__file__).resolve().parent
@@ -177,12 +189,11 @@ def fmt(values: list[float]) -> str:
     return f"{m:.1f}" if not np.isfinite(h) else f"{m:.1f} ± {h:.1f}"
 
 
-def write(results: list[dict], stem: Path, command: str) -> None:
-    keys = list(dict.fromkeys(k for r in results for k in r))
-    with stem.with_suffix(".csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, keys)
-        w.writeheader()
-        w.writerows(results)
+def write(results: list[dict], stem: Path, command: str, fleets: FleetRows | None = None) -> None:
+    """The site table (``stem.md``, ``stem.csv``), and with ``fleets`` the fleet table below it
+    (and ``<stem>_fleets.csv``)."""
+    if results:
+        write_csv(results, stem.with_suffix(".csv"))
     algo = results[0]["config"] if results else ""
     lines = [
         f"# Experiments table ({time.strftime('%Y-%m-%d')})",
@@ -197,6 +208,8 @@ def write(results: list[dict], stem: Path, command: str) -> None:
         f"| scenario | tou-arbitrage | price-threshold | peak-shaving | tuned rule | MPC | {algo} best-on-validation | {algo} final | gap to best rule | gap to MPC | seeds | expert | run time s | time to beat best rule s | beats every rule and MPC |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    if not results:
+        lines = lines[:-3]  # fleets only: no site table
     for scenario in dict.fromkeys(r["scenario"] for r in results):
         rs = [r for r in results if r["scenario"] == scenario]
         refs = {n: rs[0].get(f"score_{n}", float("nan")) for n in (*RULES, "mpc")}
@@ -215,7 +228,36 @@ def write(results: list[dict], stem: Path, command: str) -> None:
             f"{'never' if np.isnan(ttb).all() else f'{np.nanmean(ttb):.0f} ({np.sum(~np.isnan(ttb))}/{len(ttb)} seeds)'} | "
             f"{'yes, every seed' if beats else ('on average' if mean_beats else 'no')} |"
         )
+    if fleets is not None and fleets.summary:
+        lines += fleets.markdown()
+        write_csv(fleets.summary, stem.with_name(stem.name + "_fleets.csv"))
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+@dataclass
+class FleetRows:
+    """The fleets' part of the table: the trainer's name, the summary rows (one per fleet, the
+    ``_fleets.csv`` rows), the per-seed rows and each fleet's benchmark table."""
+
+    trainer: str
+    summary: list[dict] = field(default_factory=list)
+    per_seed: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+
+    def markdown(self) -> list[str]:
+        return [
+            "",
+            f"Fleets, trained by {self.trainer} (0 = independent-greedy, 100 = the fleet "
+            "hindsight LP with free migration; global-greedy is the best fleet rule; there is no "
+            "fleet MPC; paired difference to global-greedy with a 95 % bootstrap CI over days):",
+            "",
+            *fleet_search.summary_lines(self.summary),
+            "",
+            *fleet_search.PER_SEED_HEADER,
+            *self.per_seed,
+            "",
+            *(t + "\n" for t in self.tables),
+        ]
 
 
 def main() -> None:
@@ -233,16 +275,40 @@ def main() -> None:
         default=[],
         help="result CSVs of other seeds of the same config and test days to join to the table",
     )
+    ap.add_argument(
+        "--fleet-trainer",
+        default="fleet-search",
+        help="fleets: 'fleet-search' (megapod fleet-search) or a fleet training config",
+    )
+    ap.add_argument(
+        "--fleet-iterations", type=int, default=40, help="fleet-search iterations (fleet-search)"
+    )
     args = ap.parse_args()
-    scenarios = args.scenarios or [s for s in scenario_names() if not s.startswith("fleet")]
+    fleet_presets = set(fleet_names())
+    everything = [*scenario_names(), *fleet_names()]
+    for name in args.scenarios or []:
+        if name not in everything:
+            ap.error(f"--scenarios: unknown scenario {name!r}; choose from {everything}")
+    chosen = args.scenarios or everything
+    scenarios = [s for s in chosen if s not in fleet_presets]
+    fleets = [s for s in chosen if s in fleet_presets]
+    fleet_config = None if args.fleet_trainer == "fleet-search" else Path(args.fleet_trainer)
+    if fleet_config is not None and not fleet_config.is_file():
+        ap.error(f"--fleet-trainer: {fleet_config} is neither 'fleet-search' nor a config file")
     stem = args.out or HERE / f"results_learning_{time.strftime('%Y-%m-%d')}"
     cfg_path = args.config.resolve()
     shown = cfg_path.relative_to(HERE.parent) if cfg_path.is_relative_to(HERE.parent) else cfg_path
     command = (
-        f"python experiments/learning_table.py --scenarios {' '.join(scenarios)} "
+        f"python experiments/learning_table.py --scenarios {' '.join(chosen)} "
         f"--seeds {' '.join(map(str, args.seeds))} --test-days {args.test_days} --config {shown}"
         + (f" --out {args.out}" if args.out else "")
         + (f" --merge {' '.join(map(str, args.merge))}" if args.merge else "")
+        + (f" --fleet-trainer {args.fleet_trainer}" if fleets and fleet_config else "")
+        + (
+            f" --fleet-iterations {args.fleet_iterations}"
+            if fleets and not fleet_config and args.fleet_iterations != 40
+            else ""
+        )
     )
     for path in args.merge:  # fail before hours of training, not after
         if not path.is_file():
@@ -256,6 +322,7 @@ def main() -> None:
                         f"config {args.config.stem}"
                     )
     results: list[dict] = []
+    table: list[dict] = []
     for i, scenario in enumerate(scenarios):
         results += run_scenario(args.config, scenario, args.seeds, args.test_days, args.runs)
         table = (
@@ -263,6 +330,18 @@ def main() -> None:
         )
         write(table, stem, command)
         print(f"{scenario}: done ({time.strftime('%H:%M:%S')})", flush=True)
+    rows = FleetRows(f"`{args.fleet_trainer}`")
+    settings = FleetSearchSettings(iterations=args.fleet_iterations)
+    rng = np.random.default_rng(0)
+    for fleet in fleets:
+        summary, per_seed, bench_table = fleet_search.run_fleet(
+            fleet, args.seeds, args.test_days, args.runs / "fleets", fleet_config, settings, rng
+        )
+        rows.summary.append(summary)
+        rows.per_seed += per_seed
+        rows.tables.append(bench_table)
+        write(table, stem, command, rows)
+        print(f"{fleet}: done ({time.strftime('%H:%M:%S')})", flush=True)
 
 
 if __name__ == "__main__":

@@ -64,3 +64,62 @@ def test_merge_leaves_pending_scenarios_for_later(tmp_path: Path) -> None:
     assert len(lt.merge_rows([_row(1, 86.0)], [both], pending=("s2",))) == 2
     with pytest.raises(ValueError, match="scenario not in this run"):
         lt.merge_rows([_row(1, 86.0)], [both])
+
+
+def _fleet_row(fleet: str, trained: float) -> tuple[dict, list[str], str]:
+    summary = {
+        "fleet": fleet,
+        "policy": "fleet-search",
+        "test_days": 2,
+        "independent_greedy": 0.0,
+        "global_greedy": 7.4,
+        "trained_mean": trained,
+        "trained_ci": float("nan"),
+        "trained_minus_global_greedy": trained - 7.4,
+        "seeds": 1,
+        "train_minutes_mean": 1.0,
+    }
+    return summary, [f"| {fleet} | 0 | {trained:.1f} | ... |"], f"bench table of {fleet}"
+
+
+def test_fleets_are_trained_by_the_fleet_trainer_and_feed_the_headline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import headline_table as ht
+
+    calls = []
+
+    def fake_run_fleet(fleet, seeds, test_days, runs, config, settings, rng):
+        calls.append((fleet, seeds, test_days, config, settings.iterations))
+        return _fleet_row(fleet, 13.9)
+
+    monkeypatch.setattr(lt.fleet_search, "run_fleet", fake_run_fleet)
+    monkeypatch.setattr(lt, "run_scenario", lambda *a: pytest.fail("no site scenario asked for"))
+    stem = tmp_path / "table"
+    argv = ["learning_table.py", "--scenarios", "tri-tz-3site", "--seeds", "0", "--test-days", "2"]
+    monkeypatch.setattr("sys.argv", [*argv, "--fleet-iterations", "3", "--out", str(stem)])
+    lt.main()
+    assert calls == [("tri-tz-3site", [0], 2, None, 3)]
+    md = (tmp_path / "table.md").read_text()
+    assert "--fleet-iterations 3" in md and "bench table of tri-tz-3site" in md
+    assert "| tri-tz-3site | 0.0 | 7.4 | 13.9 (n = 1) | +6.5 | 1.0 |" in md
+    assert not (tmp_path / "table.csv").exists()  # no site rows
+    lines = ht.fleet_lines([tmp_path / "table_fleets.csv"])
+    assert [c.strip() for c in lines[2].strip("|").split("|")][3:6] == [
+        "fleet-search",
+        "13.9 (n = 1)",
+        "+6.5",
+    ]
+
+
+def test_unknown_scenarios_and_trainers_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for extra, message in (
+        (["--scenarios", "tri-tz-4site"], "unknown scenario 'tri-tz-4site'"),
+        (["--fleet-trainer", str(tmp_path / "none.yaml")], "neither 'fleet-search' nor"),
+    ):
+        monkeypatch.setattr("sys.argv", ["learning_table.py", *extra, "--out", str(tmp_path / "t")])
+        with pytest.raises(SystemExit):
+            lt.main()
+        assert message in capsys.readouterr().err
