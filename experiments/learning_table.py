@@ -112,6 +112,7 @@ def run_scenario(
         best_rule = max((r for r in RULES if r in val), key=val.__getitem__)
         steps, secs = time_to_beat(out, metrics, f"baseline/{best_rule}/normalized_score")
         pre = metrics.get("pretrain", {})
+        search = pre.get("search") or {}
         rows.append(
             {
                 "scenario": scenario,
@@ -126,7 +127,11 @@ def run_scenario(
                 "run_wall_seconds": metrics["run_wall_seconds"],
                 "train_seconds": metrics["train_seconds"],
                 "pretrain_seconds": pre.get("demo_seconds", 0.0) + pre.get("bc_seconds", 0.0),
-                "search_seconds": (pre.get("search") or {}).get("search_seconds", 0.0),
+                "search_seconds": search.get("search_seconds", 0.0),
+                # the search iteration kept (selection days) of the iterations run: near the
+                # end means the selection-day profit was still rising
+                "search_selected_iteration": search.get("selected_iteration", float("nan")),
+                "search_iterations": (search.get("curve") or [{}])[-1].get("iteration", 0),
                 "steps_to_beat_best_rule": steps,
                 "seconds_to_beat_best_rule": secs,
             }

@@ -135,7 +135,10 @@ GENERATORS = {
     "learning-table-search-long-demand-charge": results(
         "results_learning_search-long_demand-charge_*.md"
     ),
-    "paired-gap-search-xl": results("results_paired_gap_ppo-search-xl_*.md"),
+    # the seed-0 file only (its name has the date right after the config; the other seeds'
+    # files have the scenario and seed there)
+    "paired-gap-search-xl": results("results_paired_gap_ppo-search-xl_20*.md"),
+    "paired-gap-search-xl-caiso-s1": results("results_paired_gap_ppo-search-xl_caiso_s1_*.md"),
     "paired-gap-breakdown-demand-charge": results(
         "results_paired_gap_breakdown_demand-charge_*.md"
     ),
