@@ -124,9 +124,9 @@ GENERATORS = {
         "results_search_variants_long_demand-charge_*.md"
     ),
     "headline": results("results_headline_*.md"),
-    "learning-table-search-xl-caiso": results("results_learning_search-xl_caiso_2seeds_*.md"),
+    "learning-table-search-xl-caiso": results("results_learning_search-xl_caiso_3seeds_*.md"),
     "learning-table-search-xl-demand-charge": results(
-        "results_learning_search-xl_demand-charge_2seeds_*.md"
+        "results_learning_search-xl_demand-charge_3seeds_*.md"
     ),
     "paired-gap-search-xl-demand-charge-s1": results(
         "results_paired_gap_ppo-search-xl_demand-charge_s1_*.md"
@@ -139,6 +139,10 @@ GENERATORS = {
     # files have the scenario and seed there)
     "paired-gap-search-xl": results("results_paired_gap_ppo-search-xl_20*.md"),
     "paired-gap-search-xl-caiso-s1": results("results_paired_gap_ppo-search-xl_caiso_s1_*.md"),
+    "paired-gap-search-xl-caiso-s2": results("results_paired_gap_ppo-search-xl_caiso_s2_*.md"),
+    "paired-gap-search-xl-demand-charge-s2": results(
+        "results_paired_gap_ppo-search-xl_demand-charge_s2_*.md"
+    ),
     "paired-gap-breakdown-demand-charge": results(
         "results_paired_gap_breakdown_demand-charge_*.md"
     ),
