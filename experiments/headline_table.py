@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shlex
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -121,7 +122,7 @@ def main() -> None:
             f"python experiments/headline_table.py {shown}"
             + (" --final" if args.final else "")
             + (" --fleets " + " ".join(str(t) for t in args.fleets) if args.fleets else "")
-            + f" --out {args.out} --title '{args.title}'"
+            + f" --out {args.out} --title {shlex.quote(args.title)}"
         )
         header = [
             f"# {args.title} ({time.strftime('%Y-%m-%d')})",
