@@ -131,7 +131,16 @@ GENERATORS = {
     "paired-gap-search-xl-demand-charge-s1": results(
         "results_paired_gap_ppo-search-xl_demand-charge_s1_*.md"
     ),
-    "learning-table-search-xl-lowvalue": results("results_learning_search-xl_lowvalue_*.md"),
+    "learning-table-search-xl-lowvalue": results("results_learning_search-xl_lowvalue_2seeds_*.md"),
+    "learning-table-search-800-demand-charge": results(
+        "results_learning_search-800_demand-charge_s0_*.md"
+    ),
+    "paired-gap-search-800-demand-charge": results(
+        "results_paired_gap_ppo-search-800_demand-charge_*.md"
+    ),
+    "paired-gap-search-xl-lowvalue-s1": results(
+        "results_paired_gap_ppo-search-xl_lowvalue_s1_*.md"
+    ),
     "learning-table-search-long-demand-charge": results(
         "results_learning_search-long_demand-charge_*.md"
     ),
