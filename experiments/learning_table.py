@@ -214,7 +214,7 @@ def write(results: list[dict], stem: Path, command: str, fleets: FleetRows | Non
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     if not results:
-        lines = lines[:-3]  # fleets only: no site table
+        lines = lines[:3]  # fleets only: no site table
     for scenario in dict.fromkeys(r["scenario"] for r in results):
         rs = [r for r in results if r["scenario"] == scenario]
         refs = {n: rs[0].get(f"score_{n}", float("nan")) for n in (*RULES, "mpc")}
@@ -305,7 +305,8 @@ def main() -> None:
     shown = cfg_path.relative_to(HERE.parent) if cfg_path.is_relative_to(HERE.parent) else cfg_path
     command = (
         f"python experiments/learning_table.py --scenarios {' '.join(chosen)} "
-        f"--seeds {' '.join(map(str, args.seeds))} --test-days {args.test_days} --config {shown}"
+        f"--seeds {' '.join(map(str, args.seeds))} --test-days {args.test_days}"
+        + (f" --config {shown}" if scenarios else "")
         + (f" --out {args.out}" if args.out else "")
         + (f" --merge {' '.join(map(str, args.merge))}" if args.merge else "")
         + (f" --fleet-trainer {args.fleet_trainer}" if fleets and fleet_config else "")

@@ -104,6 +104,7 @@ def test_fleets_are_trained_by_the_fleet_trainer_and_feed_the_headline(
     assert "--fleet-iterations 3" in md and "bench table of tri-tz-3site" in md
     assert "| tri-tz-3site | 0.0 | 7.4 | 13.9 (n = 1) | +6.5 | 1.0 |" in md
     assert not (tmp_path / "table.csv").exists()  # no site rows
+    assert "Gaps:" not in md and "--config" not in md  # nor the site table's text
     lines = ht.fleet_lines([tmp_path / "table_fleets.csv"])
     assert [c.strip() for c in lines[2].strip("|").split("|")][3:6] == [
         "fleet-search",
