@@ -131,7 +131,7 @@ GENERATORS = {
     "paired-gap-search-xl-demand-charge-s1": results(
         "results_paired_gap_ppo-search-xl_demand-charge_s1_*.md"
     ),
-    "learning-table-search-xl-lowvalue": results("results_learning_search-xl_lowvalue_2seeds_*.md"),
+    "learning-table-search-xl-lowvalue": results("results_learning_search-xl_lowvalue_3seeds_*.md"),
     "learning-table-search-800-demand-charge": results(
         "results_learning_search-800_demand-charge_s0_*.md"
     ),
@@ -140,6 +140,9 @@ GENERATORS = {
     ),
     "paired-gap-search-xl-lowvalue-s1": results(
         "results_paired_gap_ppo-search-xl_lowvalue_s1_*.md"
+    ),
+    "paired-gap-search-xl-lowvalue-s2": results(
+        "results_paired_gap_ppo-search-xl_lowvalue_s2_*.md"
     ),
     "learning-table-search-long-demand-charge": results(
         "results_learning_search-long_demand-charge_*.md"
