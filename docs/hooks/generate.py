@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-MARKER = re.compile(r"<!-- gen:([a-z-]+) -->")
+MARKER = re.compile(r"<!-- gen:([a-z0-9-]+) -->")
 
 
 def site_env_docstring() -> str:
