@@ -286,7 +286,10 @@ def main() -> None:
         help="fleets: 'fleet-search' (megapod fleet-search) or a fleet training config",
     )
     ap.add_argument(
-        "--fleet-iterations", type=int, default=40, help="fleet-search iterations (fleet-search)"
+        "--fleet-iterations",
+        type=int,
+        default=None,
+        help="fleet-search iterations (default: megapod fleet-search's)",
     )
     args = ap.parse_args()
     fleet_presets = set(fleet_names())
@@ -312,7 +315,7 @@ def main() -> None:
         + (f" --fleet-trainer {args.fleet_trainer}" if fleets and fleet_config else "")
         + (
             f" --fleet-iterations {args.fleet_iterations}"
-            if fleets and not fleet_config and args.fleet_iterations != 40
+            if fleets and not fleet_config and args.fleet_iterations is not None
             else ""
         )
     )
@@ -337,7 +340,11 @@ def main() -> None:
         write(table, stem, command)
         print(f"{scenario}: done ({time.strftime('%H:%M:%S')})", flush=True)
     rows = FleetRows(f"`{args.fleet_trainer}`")
-    settings = FleetSearchSettings(iterations=args.fleet_iterations)
+    settings = (
+        FleetSearchSettings()
+        if args.fleet_iterations is None
+        else FleetSearchSettings(iterations=args.fleet_iterations)
+    )
     rng = np.random.default_rng(0)
     for fleet in fleets:
         summary, per_seed, bench_table = fleet_search.run_fleet(
