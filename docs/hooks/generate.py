@@ -161,6 +161,7 @@ GENERATORS = {
     "fleet-search-tri": results("results_fleet_search_tri-tz-3site_*.md"),
     "fleet-search-20": results("results_fleet_search_fleet-20site_*.md"),
     "learning-table-fleets-tri": results("results_learning_fleets_tri-tz-3site_*.md"),
+    "learning-table-fleets-20": results("results_learning_fleets_fleet-20site_*.md"),
     "fleet-levers": results("results_fleet_levers_*.md"),
     "fleet-ppo-tri": results("results_fleet_ppo_tri-tz-3site_*.md"),
     "fleet-ppo-20": results("results_fleet_ppo_fleet-20site_2*.md"),
